@@ -1,0 +1,182 @@
+#Requires -Version 7.4
+<#
+.SYNOPSIS
+    Builds, packages, tests, demonstrates and benchmarks the FullStory module.
+.DESCRIPTION
+    Needs only the .NET SDK: run it as `dotnet tool restore; dotnet pwsh -NoProfile -File build.ps1 -Task <Task>`.
+    Build    compiles the solution.
+    Package  writes the importable module to out/FullStory (manifest, cmdlet assembly, dependencies/ with runtimes/).
+    Test     packages, then runs every test: xunit (engine and emulator) and Pester (the module in real pwsh processes),
+             and ends with one line "total: N passed, N failed, N skipped".
+    Demo     packages, starts the local FullStory emulator and runs a full sync into the embedded database.
+    Bench    packages and writes benchmark figures to benchmarks/results.md.
+.EXAMPLE
+    dotnet pwsh -NoProfile -File build.ps1 -Task Test
+#>
+[CmdletBinding()]
+param(
+    [ValidateSet('Build', 'Package', 'Test', 'Demo', 'Bench', 'Clean')]
+    [string[]] $Task = 'Build',
+
+    [ValidateSet('Debug', 'Release')]
+    [string] $Configuration = 'Release',
+
+    # Run only test projects/files whose name matches (e.g. 'Engine', 'Module'); all by default.
+    [string] $TestFilter = '*'
+)
+
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+$env:NO_COLOR = '1'
+$env:DOTNET_NOLOGO = '1'
+$env:DOTNET_CLI_TELEMETRY_OPTOUT = '1'
+
+$Root = $PSScriptRoot
+$Out = Join-Path $Root 'out'
+$ModuleOut = Join-Path $Out 'FullStory'
+$ResultsDir = Join-Path $Out 'test-results'
+
+function Invoke-Native {
+    param([string] $Command, [string[]] $Arguments)
+    Write-Host "> $Command $($Arguments -join ' ')"
+    & $Command @Arguments
+    if ($LASTEXITCODE -ne 0) { throw "$Command exited with code $LASTEXITCODE" }
+}
+
+function Invoke-Build {
+    Invoke-Native dotnet @('build', (Join-Path $Root 'FullStoryPS.sln'), '-c', $Configuration, '-nologo', '-v', 'q', '/clp:ErrorsOnly')
+}
+
+function Invoke-Package {
+    Invoke-Build
+    if (Test-Path $ModuleOut) { Remove-Item $ModuleOut -Recurse -Force }
+    $deps = Join-Path $ModuleOut 'dependencies'
+    New-Item -ItemType Directory -Force -Path $deps | Out-Null
+
+    # The engine and its packages go to dependencies/, loaded by the module's private AssemblyLoadContext.
+    Invoke-Native dotnet @('publish', (Join-Path $Root 'src/FullStory.Engine'), '-c', $Configuration, '-o', $deps, '--no-build', '-nologo', '-v', 'q')
+    # Microsoft.Data.SqlClient's portable lib/ assembly is a stub that throws "not supported on this platform";
+    # the real ones stay under runtimes/<win|unix>/lib/net8.0 and ModuleLoadContext picks them.
+    Remove-Item (Join-Path $deps 'Microsoft.Data.SqlClient.dll') -ErrorAction SilentlyContinue
+    Get-ChildItem $deps -Filter '*.deps.json' | Remove-Item
+    # Keep the native assets of the platforms pwsh 7.4+ runs on; the MSAL broker runtime is Windows-only in use.
+    $keep = 'win', 'win-x64', 'win-x86', 'win-arm64', 'unix', 'linux-x64', 'linux-arm64', 'linux-musl-x64', 'linux-musl-arm64', 'osx-x64', 'osx-arm64'
+    Get-ChildItem (Join-Path $deps 'runtimes') -Directory | Where-Object Name -NotIn $keep | Remove-Item -Recurse -Force
+    Get-ChildItem (Join-Path $deps 'runtimes') -Recurse -File -Include 'libmsalruntime*' | Remove-Item -Force
+
+    $cmdlets = Join-Path $Root "src/FullStory.PowerShell/bin/$Configuration/net8.0"
+    Copy-Item (Join-Path $cmdlets 'FullStory.PowerShell.dll'), (Join-Path $cmdlets 'FullStory.PowerShell.pdb') $ModuleOut
+    Copy-Item (Join-Path $Root 'FullStory.psd1') $ModuleOut
+    Copy-Item (Join-Path $Root 'module/*') $ModuleOut -Recurse
+    $helpBuilder = Join-Path $Root 'module/build/Build-Help.ps1'
+    if (Test-Path $helpBuilder) { & $helpBuilder -SourceDirectory (Join-Path $Root 'docs/help') -ModuleDirectory $ModuleOut }
+    Remove-Item (Join-Path $ModuleOut 'build') -Recurse -Force -ErrorAction SilentlyContinue
+    Write-Host "Packaged module: $ModuleOut"
+}
+
+function Restore-TestTools {
+    Invoke-Native dotnet @('restore', (Join-Path $Root 'tests/tools/TestTools.csproj'), '-nologo', '-v', 'q')
+}
+
+function Get-TrxCounts([string] $Path) {
+    [xml] $trx = Get-Content -Raw $Path
+    $c = $trx.TestRun.ResultSummary.Counters
+    [pscustomobject]@{ Passed = [int]$c.passed; Failed = [int]$c.failed + [int]$c.error + [int]$c.timeout + [int]$c.aborted; Skipped = [int]$c.notExecuted }
+}
+
+function Invoke-Test {
+    Invoke-Package
+    Restore-TestTools
+    if (Test-Path $ResultsDir) { Remove-Item $ResultsDir -Recurse -Force }
+    New-Item -ItemType Directory -Force -Path $ResultsDir | Out-Null
+    $env:FULLSTORY_MODULE_PATH = Join-Path $ModuleOut 'FullStory.psd1'
+    $env:FULLSTORY_REPO_ROOT = $Root
+
+    $results = [System.Collections.Generic.List[object]]::new()
+    $failures = [System.Collections.Generic.List[string]]::new()
+
+    # xunit: every *.Tests project under tests/.
+    foreach ($project in Get-ChildItem (Join-Path $Root 'tests') -Recurse -Filter '*.Tests.csproj' | Where-Object BaseName -Like "*$TestFilter*") {
+        $trx = "$($project.BaseName).trx"
+        Write-Host "> dotnet test $($project.Name)"
+        & dotnet test $project.FullName -c $Configuration -nologo --logger "trx;LogFileName=$trx" --logger 'console;verbosity=minimal' --results-directory $ResultsDir
+        $trxPath = Join-Path $ResultsDir $trx
+        if (-not (Test-Path $trxPath)) { $failures.Add("$($project.BaseName): no results (build or host failure)"); $results.Add([pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }); continue }
+        $counts = Get-TrxCounts $trxPath
+        Write-Host ("{0}: {1} passed, {2} failed, {3} skipped" -f $project.BaseName, $counts.Passed, $counts.Failed, $counts.Skipped)
+        $results.Add($counts)
+    }
+
+    # Pester: the packaged module in a separate, real pwsh process.
+    $pesterDir = Join-Path $Root 'tests/FullStory.Module.Tests'
+    if ('Module' -like "*$TestFilter*" -or $TestFilter -eq '*') {
+        $pesterJson = Join-Path $ResultsDir 'pester.json'
+        $pester = Join-Path $Root '.packages/pester/5.7.1/tools/Pester.psd1'
+        $script = @"
+`$ErrorActionPreference = 'Stop'
+Import-Module '$pester'
+`$config = New-PesterConfiguration
+`$config.Run.Path = '$pesterDir'
+`$config.Run.PassThru = `$true
+`$config.Output.Verbosity = 'Normal'
+`$config.TestResult.Enabled = `$true
+`$config.TestResult.OutputPath = '$(Join-Path $ResultsDir 'pester.xml')'
+`$r = Invoke-Pester -Configuration `$config
+@{ Passed = `$r.PassedCount; Failed = `$r.FailedCount + `$r.FailedBlocksCount + `$r.FailedContainersCount; Skipped = `$r.SkippedCount + `$r.NotRunCount } | ConvertTo-Json | Set-Content '$pesterJson'
+"@
+        $pwsh = Get-PwshInvocation
+        & $pwsh[0] @($pwsh[1..($pwsh.Count)] | Where-Object { $_ }) -NoProfile -NonInteractive -Command $script
+        if (Test-Path $pesterJson) {
+            $p = Get-Content -Raw $pesterJson | ConvertFrom-Json
+            Write-Host ("Pester: {0} passed, {1} failed, {2} skipped" -f $p.Passed, $p.Failed, $p.Skipped)
+            $results.Add([pscustomobject]@{ Passed = [int]$p.Passed; Failed = [int]$p.Failed; Skipped = [int]$p.Skipped })
+        }
+        else {
+            $failures.Add('Pester: no results')
+            $results.Add([pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 })
+        }
+    }
+
+    $passed = ($results | Measure-Object Passed -Sum).Sum
+    $failed = ($results | Measure-Object Failed -Sum).Sum
+    $skipped = ($results | Measure-Object Skipped -Sum).Sum
+    $failures | ForEach-Object { Write-Host "FAILED: $_" }
+    if ($env:FULLSTORY_SQLSERVER_CONNECTION_STRING) { Write-Host 'SQL Server tests ran against the server in FULLSTORY_SQLSERVER_CONNECTION_STRING.' }
+    else { Write-Host 'SQL Server tests against a live server were skipped: FULLSTORY_SQLSERVER_CONNECTION_STRING is not set (T-SQL was still checked with ScriptDom).' }
+    Write-Host ("total: {0} passed, {1} failed, {2} skipped" -f $passed, $failed, $skipped)
+    if ($failed -gt 0 -or $passed -eq 0) { exit 1 }
+}
+
+# How to start another pwsh like this one: pwsh itself, or `dotnet pwsh.dll` when run as a dotnet tool.
+function Get-PwshInvocation {
+    $exe = [Environment]::ProcessPath
+    if ([IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') { return @($exe, (Join-Path $PSHOME 'pwsh.dll')) }
+    return @($exe)
+}
+
+function Invoke-Demo {
+    Invoke-Package
+    Invoke-Native dotnet @('build', (Join-Path $Root 'tests/FullStory.Emulator'), '-c', $Configuration, '-nologo', '-v', 'q', '/clp:ErrorsOnly')
+    $pwsh = Get-PwshInvocation
+    & $pwsh[0] @($pwsh[1..($pwsh.Count)] | Where-Object { $_ }) -NoProfile -NonInteractive -File (Join-Path $Root 'demo/Start-Demo.ps1') -ModulePath (Join-Path $ModuleOut 'FullStory.psd1') -Configuration $Configuration
+    if ($LASTEXITCODE -ne 0) { throw "The demo failed (exit code $LASTEXITCODE)." }
+}
+
+function Invoke-Bench {
+    Invoke-Package
+    Invoke-Native dotnet @('build', (Join-Path $Root 'tests/FullStory.Emulator'), '-c', $Configuration, '-nologo', '-v', 'q', '/clp:ErrorsOnly')
+    $pwsh = Get-PwshInvocation
+    & $pwsh[0] @($pwsh[1..($pwsh.Count)] | Where-Object { $_ }) -NoProfile -NonInteractive -File (Join-Path $Root 'benchmarks/Invoke-Benchmarks.ps1') -ModulePath (Join-Path $ModuleOut 'FullStory.psd1') -Configuration $Configuration
+    if ($LASTEXITCODE -ne 0) { throw "The benchmarks failed (exit code $LASTEXITCODE)." }
+}
+
+foreach ($t in $Task) {
+    switch ($t) {
+        'Clean' { Remove-Item $Out -Recurse -Force -ErrorAction SilentlyContinue; Invoke-Native dotnet @('clean', (Join-Path $Root 'FullStoryPS.sln'), '-nologo', '-v', 'q') }
+        'Build' { Invoke-Build }
+        'Package' { Invoke-Package }
+        'Test' { Invoke-Test }
+        'Demo' { Invoke-Demo }
+        'Bench' { Invoke-Bench }
+    }
+}
