@@ -1,0 +1,132 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http;
+
+namespace FullStory.Emulator;
+
+/// <summary>Control API for out-of-process use (no auth): /_emulator/…</summary>
+public sealed partial class FullStoryEmulator
+{
+    private async Task ControlAsync(HttpContext http, string path)
+    {
+        var req = http.Request;
+        var res = http.Response;
+        string route = path.TrimEnd('/');
+        try
+        {
+            switch (req.Method, route)
+            {
+                case ("GET", "/_emulator/stats"):
+                    await Json(200, Served.ToJson());
+                    return;
+                case ("GET", "/_emulator/faults"):
+                    await Json(200, JsonSerializer.SerializeToNode(Faults.All, FaultRule.Json)!);
+                    return;
+                case ("POST", "/_emulator/faults"):
+                    {
+                        using var reader = new StreamReader(req.Body, Encoding.UTF8);
+                        var rules = FaultPlan.Parse(await reader.ReadToEndAsync(http.RequestAborted));
+                        Faults.AddRange(rules);
+                        await Json(200, new JsonObject { ["added"] = rules.Count, ["active"] = Faults.Active.Count });
+                        return;
+                    }
+                case ("DELETE", "/_emulator/faults"):
+                    Faults.Clear();
+                    await Json(200, new JsonObject { ["active"] = 0 });
+                    return;
+                case ("POST", "/_emulator/reset"):
+                    Reset();
+                    await Json(200, new JsonObject { ["reset"] = true });
+                    return;
+                case ("POST", "/_emulator/bundles"):
+                    {
+                        int count = int.TryParse(req.Query["count"], out var n) ? n : 1;
+                        if (count < 0) { await Json(400, Error("count must be >= 0")); return; }
+                        var added = AppendBundles(count);
+                        await Json(200, new JsonObject { ["added"] = BundlesJson(added) });
+                        return;
+                    }
+                case ("GET", "/_emulator/dataset"):
+                    await Json(200, new JsonObject { ["baseUri"] = BaseUri.ToString(), ["bundles"] = BundlesJson(Dataset.Bundles) });
+                    return;
+                case ("GET", "/_emulator/events"):
+                    await EventsAsync(http);
+                    return;
+                default:
+                    await Json(404, Error($"No control endpoint {req.Method} {path}. Try GET /_emulator/stats, /_emulator/dataset, /_emulator/events?bundleId=, /_emulator/faults; POST /_emulator/faults, /_emulator/reset, /_emulator/bundles?count=N; DELETE /_emulator/faults."));
+                    return;
+            }
+        }
+        catch (JsonException ex)
+        {
+            if (!res.HasStarted) await Json(400, Error("Invalid JSON: " + ex.Message));
+        }
+
+        async Task Json(int status, JsonNode body)
+        {
+            res.StatusCode = status;
+            res.ContentType = "application/json; charset=utf-8";
+            var bytes = Encoding.UTF8.GetBytes(body.ToJsonString(MinimalJsonEncoder.SerializerOptions));
+            res.ContentLength = bytes.Length;
+            await res.Body.WriteAsync(bytes, http.RequestAborted);
+        }
+    }
+
+    private static JsonObject Error(string message) => new() { ["code"] = "invalid_argument", ["message"] = message };
+
+    private static JsonArray BundlesJson(IEnumerable<EmulatorBundle> bundles)
+    {
+        var a = new JsonArray();
+        foreach (var b in bundles)
+            a.Add(new JsonObject
+            {
+                ["Id"] = b.Id,
+                ["Start"] = b.Start.ToUnixTimeSeconds(),
+                ["Stop"] = b.Stop.ToUnixTimeSeconds(),
+                ["EventCount"] = b.EventCount,
+                ["StartTime"] = Timestamps.Rfc3339(b.Start),
+                ["StopTime"] = Timestamps.Rfc3339(b.Stop),
+                ["SourceFile"] = b.SourceFile,
+            });
+        return a;
+    }
+
+    /// <summary>
+    /// The expected events as one plain JSON array: <c>?bundleId=</c> (legacy names, = the bundle body) or
+    /// <c>?start=&amp;end=</c> (RFC 3339; segment export names, = the segment export of [start, end)).
+    /// </summary>
+    private async Task EventsAsync(HttpContext http)
+    {
+        var q = http.Request.Query;
+        var res = http.Response;
+        IEnumerable<EventItem> items;
+        FieldNaming naming;
+        if (long.TryParse(q["bundleId"], out long id))
+        {
+            var b = Dataset.Find(id);
+            if (b is null)
+            {
+                res.StatusCode = 404;
+                await res.WriteAsJsonAsync(new { code = "not_found", message = $"No bundle {id}" });
+                return;
+            }
+            items = Dataset.ItemsOf(b);
+            naming = FieldNaming.Legacy;
+        }
+        else if (TryRfc3339(q["start"], out var start) && TryRfc3339(q["end"], out var end))
+        {
+            items = Dataset.ItemsBetween(start, end);
+            naming = FieldNaming.SegmentExport;
+        }
+        else
+        {
+            res.StatusCode = 400;
+            await res.WriteAsJsonAsync(new { code = "invalid_argument", message = "Give bundleId=<id>, or start=<RFC 3339>&end=<RFC 3339>." });
+            return;
+        }
+        res.StatusCode = 200;
+        res.ContentType = "application/json; charset=utf-8";
+        await EventStreamer.StreamAsync(res.Body, items, Dataset.Generator, naming, ndjson: false, null, -1, http.RequestAborted);
+    }
+}
