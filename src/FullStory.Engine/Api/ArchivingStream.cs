@@ -1,0 +1,76 @@
+using FullStory.Engine.Events;
+
+namespace FullStory.Engine.Api;
+
+/// <summary>
+/// Copies a download to disk exactly as received while it is read. The file is written as .partial and renamed
+/// (to .json.gz or .json, by the gzip magic bytes) only once the body has been read to its end, so an archive
+/// never holds a cut-off download and can be replayed with Receive-FullStoryEvent -Path.
+/// </summary>
+internal sealed class ArchivingStream : Stream
+{
+    private readonly Stream inner;
+    private readonly string basePath;
+    private readonly string partialPath;
+    private FileStream? file;
+    private readonly byte[] head = new byte[2];
+    private int headLength;
+    private bool completed;
+
+    public ArchivingStream(Stream inner, string basePath)
+    {
+        this.inner = inner;
+        this.basePath = basePath;
+        partialPath = basePath + ".partial";
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(basePath))!);
+        file = new FileStream(partialPath, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16);
+    }
+
+    public string? CompletedPath { get; private set; }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        int n = inner.Read(buffer);
+        if (n > 0)
+        {
+            for (int i = 0; i < n && headLength < 2; i++) head[headLength++] = buffer[i];
+            file!.Write(buffer[..n]);
+        }
+        else if (!completed)
+        {
+            completed = true;
+            file!.Dispose();
+            file = null;
+            CompletedPath = basePath + (BodyDecoder.IsGzip(head.AsSpan(0, headLength)) ? ".json.gz" : ".json");
+            File.Move(partialPath, CompletedPath, overwrite: true);
+        }
+        return n;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            inner.Dispose();
+            if (file is not null)
+            {
+                file.Dispose();
+                file = null;
+                try { File.Delete(partialPath); } catch (IOException) { }
+            }
+        }
+        base.Dispose(disposing);
+    }
+
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}

@@ -1,0 +1,28 @@
+using System.Net;
+
+namespace FullStory.Engine.Api;
+
+/// <summary>FullStory refused or failed a request. The message says what to do; it never contains the key.</summary>
+public class FullStoryApiException : Exception
+{
+    public FullStoryApiException(string message, HttpStatusCode? statusCode = null, string? errorCode = null, Exception? inner = null)
+        : base(message, inner)
+    {
+        StatusCode = statusCode;
+        ErrorCode = errorCode;
+    }
+
+    public HttpStatusCode? StatusCode { get; }
+    /// <summary>The "code" of FullStory's JSON error body, when it sent one.</summary>
+    public string? ErrorCode { get; }
+
+    public bool IsAuthenticationFailure => StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden;
+}
+
+/// <summary>A segment export that FullStory reported as FAILED.</summary>
+public sealed class FullStoryExportFailedException(string operationId, string details)
+    : FullStoryApiException($"FullStory could not prepare the export (operation {operationId}): {details}")
+{
+    public string OperationId { get; } = operationId;
+    public string Details { get; } = details;
+}

@@ -1,0 +1,166 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using FullStory.Engine.Events;
+
+namespace FullStory.Engine.Api;
+
+/// <summary>What to export through FullStory's Segment Export API: events whose EventStart is in [Start, End).</summary>
+public sealed record SegmentExportRequest(DateTimeOffset Start, DateTimeOffset End, string SegmentId = "everyone")
+{
+    /// <summary>FORMAT_NDJSON (default) or FORMAT_JSON; both stream.</summary>
+    public string Format { get; init; } = "FORMAT_NDJSON";
+    public string? TimeZone { get; init; }
+    public IReadOnlyList<string>? Fields { get; init; }
+
+    /// <summary>The key that marks this window as loaded in a destination's sync-state table.</summary>
+    public string BatchKey => $"export:{SegmentId}:{Iso(Start)}/{Iso(End)}";
+
+    internal static string Iso(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+
+    public override string ToString() => $"segment '{SegmentId}' from {Iso(Start)} to {Iso(End)}";
+}
+
+/// <summary>The state of a segment export operation.</summary>
+public sealed record ExportOperation(string Id, string State, int PercentComplete, string? SearchExportId, string? ErrorDetails);
+
+public sealed partial class FullStoryClient
+{
+    /// <summary>POST /segments/v1/exports: asks FullStory to prepare an export; returns the operation id.</summary>
+    public string StartSegmentExport(SegmentExportRequest request, OperationObserver? observer = null, CancellationToken cancellationToken = default)
+    {
+        observer ??= OperationObserver.None;
+        if (request.End <= request.Start)
+            throw new ArgumentException($"The export window is empty: End ({SegmentExportRequest.Iso(request.End)}) must be after Start ({SegmentExportRequest.Iso(request.Start)}).");
+        var body = new Dictionary<string, object?>
+        {
+            ["segmentId"] = request.SegmentId,
+            ["type"] = "TYPE_EVENT",
+            ["format"] = request.Format,
+            ["timeRange"] = new Dictionary<string, string> { ["start"] = SegmentExportRequest.Iso(request.Start), ["end"] = SegmentExportRequest.Iso(request.End) },
+            ["segmentTimeRange"] = new Dictionary<string, string> { ["start"] = "", ["end"] = "" },
+        };
+        if (request.TimeZone is not null) body["timezone"] = request.TimeZone;
+        if (request.Fields is { Count: > 0 }) body["fields"] = request.Fields;
+        string json = JsonSerializer.Serialize(body);
+        string what = $"the export of {request}";
+        using var response = SendApi(HttpMethod.Post, new Uri(session.ApiBaseUri, "segments/v1/exports"),
+            () => new StringContent(json, Encoding.UTF8, "application/json"), what, observer, cancellationToken);
+        using var doc = JsonDocument.Parse(response.Content.ReadAsStream(cancellationToken));
+        return Property(doc.RootElement, "operationId")?.GetString()
+            ?? throw new FullStoryApiException($"FullStory accepted {what} but returned no operationId.");
+    }
+
+    /// <summary>GET /operations/v1/{id}.</summary>
+    public ExportOperation GetOperation(string operationId, OperationObserver? observer = null, CancellationToken cancellationToken = default)
+    {
+        observer ??= OperationObserver.None;
+        using var response = SendApi(HttpMethod.Get, new Uri(session.ApiBaseUri, "operations/v1/" + Uri.EscapeDataString(operationId)), null,
+            $"export operation {operationId}", observer, cancellationToken);
+        using var doc = JsonDocument.Parse(response.Content.ReadAsStream(cancellationToken));
+        var root = doc.RootElement;
+        string state = Property(root, "state")?.GetString() ?? "PENDING";
+        int pct = Property(root, "estimatePctComplete") is { ValueKind: JsonValueKind.Number } p ? (int)Math.Clamp(p.GetDouble(), 0, 100) : 0;
+        string? exportId = Property(root, "results") is { } results ? Property(results, "searchExportId")?.GetString() : null;
+        string? error = Property(root, "errorDetails")?.ToString();
+        return new ExportOperation(operationId, state, pct, exportId, error);
+    }
+
+    /// <summary>Polls until the export is ready; returns the search export id. FAILED throws <see cref="FullStoryExportFailedException"/>.</summary>
+    public string WaitForExport(string operationId, OperationObserver? observer = null, CancellationToken cancellationToken = default)
+    {
+        observer ??= OperationObserver.None;
+        while (true)
+        {
+            var op = GetOperation(operationId, observer, cancellationToken);
+            switch (op.State.ToUpperInvariant())
+            {
+                case "COMPLETED":
+                    observer.ExportProgress?.Invoke(100, "ready");
+                    return op.SearchExportId ?? throw new FullStoryApiException($"FullStory completed export operation {operationId} without a searchExportId.");
+                case "FAILED":
+                    throw new FullStoryExportFailedException(operationId, session.Redact(op.ErrorDetails ?? "no details given"));
+                default:
+                    observer.ExportProgress?.Invoke(op.PercentComplete, op.State);
+                    observer.Log($"Export {operationId} is {op.State} ({op.PercentComplete}% done); asking again in {session.Retry.PollInterval.TotalSeconds:0.#} s.");
+                    cancellationToken.WaitHandle.WaitOne(session.Retry.PollInterval);
+                    cancellationToken.ThrowIfCancellationRequested();
+                    break;
+            }
+        }
+    }
+
+    /// <summary>GET /search/v1/exports/{id}/results: the signed download location, valid for a few minutes.</summary>
+    public (Uri Location, DateTimeOffset? Expires) GetExportLocation(string searchExportId, OperationObserver? observer = null, CancellationToken cancellationToken = default)
+    {
+        observer ??= OperationObserver.None;
+        using var response = SendApi(HttpMethod.Get, new Uri(session.ApiBaseUri, $"search/v1/exports/{Uri.EscapeDataString(searchExportId)}/results"), null,
+            $"the location of export {searchExportId}", observer, cancellationToken);
+        using var doc = JsonDocument.Parse(response.Content.ReadAsStream(cancellationToken));
+        string location = Property(doc.RootElement, "location")?.GetString()
+            ?? throw new FullStoryApiException($"FullStory returned no download location for export {searchExportId}.");
+        DateTimeOffset? expires = Property(doc.RootElement, "expires") is { ValueKind: JsonValueKind.String } e && e.TryGetDateTimeOffset(out var x) ? x : null;
+        if (!Uri.TryCreate(location, UriKind.Absolute, out var uri) || !(uri.Scheme == Uri.UriSchemeHttps || (uri.Scheme == Uri.UriSchemeHttp && uri.IsLoopback)))
+            throw new FullStoryApiException($"FullStory returned a download location that is not an https URL for export {searchExportId}.");
+        return (uri, expires);
+    }
+
+    /// <summary>
+    /// Downloads an export file from its signed location: a plain GET with NO Authorization header (the signature is in
+    /// the URL; sending the key there would hand it to the storage provider). An expired location is fetched anew once.
+    /// </summary>
+    public EventStreamReader OpenExportDownload(string searchExportId, string sourceTag, string? archiveBase = null, OperationObserver? observer = null, CancellationToken cancellationToken = default)
+    {
+        observer ??= OperationObserver.None;
+        string what = $"the download of export {searchExportId}";
+        for (int attempt = 1; ; attempt++)
+        {
+            var (location, _) = GetExportLocation(searchExportId, observer, cancellationToken);
+            observer.Log($"GET {location.GetLeftPart(UriPartial.Path)} (signed download location, no API key)");
+            var response = Send(downloads, () => new HttpRequestMessage(HttpMethod.Get, location), what, observer, cancellationToken);
+            if (response.IsSuccessStatusCode)
+                return OpenBody(response, $"export {searchExportId}", sourceTag, archiveBase, cancellationToken);
+            using (response)
+            {
+                // Cloud storage answers 400/403 to an expired signature; a fresh location is one call away.
+                if (attempt == 1 && response.StatusCode is HttpStatusCode.Forbidden or HttpStatusCode.BadRequest or HttpStatusCode.Unauthorized)
+                {
+                    observer.OnRetry($"{what}: HTTP {(int)response.StatusCode} from the storage location (expired?); asking FullStory for a fresh one.");
+                    continue;
+                }
+                throw Failure(response, what);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The whole Segment Export flow: start, wait (progress through the observer), download and stream the events,
+    /// re-downloading a body that breaks off without delivering any event twice.
+    /// </summary>
+    public IEnumerable<FullStoryEvent> ReadSegmentExport(SegmentExportRequest request, string? archiveDirectory = null, OperationObserver? observer = null, CancellationToken cancellationToken = default)
+    {
+        observer ??= OperationObserver.None;
+        string operationId = StartSegmentExport(request, observer, cancellationToken);
+        observer.Log($"Started {request} as operation {operationId}.");
+        string exportId = WaitForExport(operationId, observer, cancellationToken);
+        return ReadExportResults(exportId, request, archiveDirectory, observer, cancellationToken);
+    }
+
+    /// <summary>Streams the events of a completed export (see <see cref="ReadSegmentExport"/>).</summary>
+    public IEnumerable<FullStoryEvent> ReadExportResults(string searchExportId, SegmentExportRequest request, string? archiveDirectory = null, OperationObserver? observer = null, CancellationToken cancellationToken = default)
+    {
+        observer ??= OperationObserver.None;
+        var o = observer;
+        string? archiveBase = archiveDirectory is null ? null
+            : Path.Combine(archiveDirectory, $"export-{Sanitize(request.SegmentId)}-{request.Start.UtcDateTime:yyyyMMddTHHmmssZ}-{request.End.UtcDateTime:yyyyMMddTHHmmssZ}");
+        return new ResumableEventStream(token => OpenExportDownload(searchExportId, request.BatchKey, archiveBase, o, token),
+            ResiliencePolicies.ForBodies(session.Retry, observer, $"export {searchExportId}"), $"export {searchExportId}", cancellationToken);
+    }
+
+    private static string Sanitize(string name)
+    {
+        var invalid = Path.GetInvalidFileNameChars();
+        return new string(name.Select(c => invalid.Contains(c) || c is ':' or '/' or '\\' ? '_' : c).ToArray());
+    }
+}
