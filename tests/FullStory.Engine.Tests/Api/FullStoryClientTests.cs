@@ -56,7 +56,7 @@ public class FullStoryClientTests
     {
         await using var fs = await EmulatedFullStory.StartAsync(o => o.SampleBundleFiles.Add(TestData.LegacySample));
         var bundle = fs.Client.ListBundles(DateTimeOffset.UnixEpoch).First();
-        Assert.Equal(new DateTimeOffset(2020, 8, 1, 0, 0, 0, TimeSpan.Zero) <= bundle.Start.Value, true);
+        Assert.Equal(2020, bundle.Start.Value.Year);
         var events = fs.Client.ReadBundle(bundle.Id).ToList();
         Assert.Equal(144, events.Count);
         var expected = JsonNode.Parse(File.ReadAllText(TestData.LegacySample))!.AsArray().Select(n => n!.AsObject());
@@ -85,7 +85,7 @@ public class FullStoryClientTests
         var events = fs.Client.ReadBundle(bundle.Id, observer: fs.Observer).ToList();
         AssertEvents(fs.Emulator.Dataset.EventsOf(bundle.Id), events, "bundle:" + bundle.Id);
         Assert.Equal(fault == "slow" ? 0 : faults.All.Sum(f => f.Fired), fs.Observer.Retries);
-        Assert.All(faults.All, f => Assert.True(f.Exhausted || f.Times == 0));
+        Assert.All(faults.All, f => Assert.Equal(f.Times, f.Fired)); // every injected fault really happened
     }
 
     [Fact]
