@@ -81,7 +81,7 @@ internal static class ResiliencePolicies
     public static bool IsTransientBodyFailure(Exception ex, CancellationToken cancellation) => ex switch
     {
         EventDataException => true, // truncated or malformed: a proxy or a broken connection can do either
-        FullStoryApiException api => api.StatusCode is null || (int)api.StatusCode.Value is 408 or 429 or >= 500,
+        FullStoryApiException => false, // the request pipeline already spent its attempts on it
         _ => IsTransient(ex, cancellation),
     };
 
