@@ -1,0 +1,119 @@
+namespace FullStory.Engine.Loading;
+
+/// <summary>
+/// One unit loaded exactly once: a bundle ("bundle:&lt;id&gt;"), a segment export window
+/// ("export:&lt;segmentId&gt;:&lt;startIso&gt;/&lt;endIso&gt;"), or a pipeline group keyed by <see cref="Events.FullStoryEvent.Source"/>.
+/// </summary>
+public sealed record BatchInfo(string Key, DateTimeOffset? RangeStart = null, DateTimeOffset? RangeEnd = null);
+
+/// <summary>A batch that the destination has recorded as loaded (the sync's bookmark).</summary>
+public sealed record LoadedBatch(string Key, DateTimeOffset? RangeStart, DateTimeOffset? RangeEnd, long Rows, DateTimeOffset LoadedAt);
+
+/// <summary>What one <see cref="IEventStore.LoadBatch"/> did.</summary>
+public sealed class LoadReport
+{
+    public LoadReport(string batchKey, string destination, string table, long rows, long bytes, TimeSpan duration,
+        bool alreadyLoaded, IReadOnlyList<string> columnsAdded, DateTimeOffset loadedAt)
+    {
+        BatchKey = batchKey;
+        Destination = destination;
+        Table = table;
+        Rows = rows;
+        Bytes = bytes;
+        Duration = duration;
+        AlreadyLoaded = alreadyLoaded;
+        ColumnsAdded = columnsAdded;
+        LoadedAt = loadedAt;
+    }
+
+    public string BatchKey { get; }
+    /// <summary>Printable destination, never with a password: "sqlite:/abs/path.db" or "sqlserver:server/database".</summary>
+    public string Destination { get; }
+    public string Table { get; }
+    public long Rows { get; }
+    public long Bytes { get; }
+    public TimeSpan Duration { get; }
+    /// <summary>True when the batch was recorded as loaded before: nothing was written.</summary>
+    public bool AlreadyLoaded { get; }
+    public IReadOnlyList<string> ColumnsAdded { get; }
+    public DateTimeOffset LoadedAt { get; }
+
+    public override string ToString() => AlreadyLoaded
+        ? $"{BatchKey}: already loaded into {Table}"
+        : $"{BatchKey}: {Rows} rows into {Table} in {Duration.TotalSeconds:0.0} s";
+}
+
+/// <summary>How a store names and shapes its tables.</summary>
+public sealed class EventStoreOptions
+{
+    /// <summary>The events table; "events" by default (Stitch's model).</summary>
+    public string Table { get; set; } = "events";
+    /// <summary>SQL Server schema; dbo when null. Ignored by SQLite.</summary>
+    public string? Schema { get; set; }
+    /// <summary>SqlBulkCopy batch size (SQL Server). SQLite always commits a whole batch at once.</summary>
+    public int BatchSize { get; set; } = 10000;
+    /// <summary>Give every custom var a typed column of its own (added as new keys appear), besides CustomVars.</summary>
+    public bool CustomVarColumns { get; set; }
+    /// <summary>Asked before every CREATE TABLE / ALTER TABLE with a description of it; false = do not (WhatIf).</summary>
+    public Func<string, bool>? ConfirmSchemaChange { get; set; }
+    /// <summary>Verbose messages.</summary>
+    public Action<string>? Log { get; set; }
+}
+
+/// <summary>One run of the scheduled sync (Stitch's extraction log / loading report), stored beside the data.</summary>
+public sealed class SyncRunRecord
+{
+    public long RunId { get; set; }
+    public DateTimeOffset StartedAt { get; set; }
+    public DateTimeOffset? EndedAt { get; set; }
+    public string Api { get; set; } = "";
+    public string Table { get; set; } = "";
+    /// <summary>Running, Succeeded, Failed, Cancelled or Skipped.</summary>
+    public string Outcome { get; set; } = "Running";
+    public int Batches { get; set; }
+    public long Rows { get; set; }
+    public long Bytes { get; set; }
+    public int Retries { get; set; }
+    public string? Error { get; set; }
+    public DateTimeOffset? DataThrough { get; set; }
+    public string? Host { get; set; }
+}
+
+/// <summary>A destination that loads batches of events exactly once, append-only, one row per event.</summary>
+public interface IEventStore : IDisposable
+{
+    /// <summary>Printable, never a password: "sqlite:/abs/path/fullstory.db" or "sqlserver:server/database".</summary>
+    string Destination { get; }
+
+    bool IsLoaded(string batchKey);
+
+    /// <summary>Every batch recorded for the table, oldest first: the database is the bookmark.</summary>
+    IReadOnlyList<LoadedBatch> GetLoadedBatches();
+
+    /// <summary>
+    /// In one transaction: skip (AlreadyLoaded, Rows = 0) if the key is recorded; else ensure the table and columns,
+    /// insert every event, record the key and commit. If enumerating <paramref name="events"/> throws, everything is
+    /// rolled back and the exception propagates: retry the whole batch.
+    /// </summary>
+    LoadReport LoadBatch(BatchInfo batch, IEnumerable<Events.FullStoryEvent> events, Func<long>? bytesRead = null, CancellationToken cancellationToken = default);
+
+    long BeginRun(SyncRunRecord run);
+    void EndRun(SyncRunRecord run);
+    IReadOnlyList<SyncRunRecord> GetRuns(int last = 20);
+}
+
+/// <summary>Thrown when <see cref="EventStoreOptions.ConfirmSchemaChange"/> declined a table or column the load needs (e.g. -WhatIf).</summary>
+public sealed class SchemaChangeDeclinedException : InvalidOperationException
+{
+    public SchemaChangeDeclinedException(string change) : base($"Not loaded: the change '{change}' was declined.") => Change = change;
+    public string Change { get; }
+}
+
+public static class EventStoreFactory
+{
+    /// <summary>Opens (creating when missing) an embedded SQLite database file.</summary>
+    public static IEventStore OpenSqlite(string path, EventStoreOptions options) => new SqliteEventStore(path, options);
+
+    /// <summary>A SQL Server (or compatible) database; connections are opened (from the pool) per operation.</summary>
+    public static IEventStore OpenSqlServer(string connectionString, EventStoreOptions options) => new SqlServerEventStore(connectionString, options);
+}

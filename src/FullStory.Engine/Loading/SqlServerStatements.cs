@@ -1,0 +1,121 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace FullStory.Engine.Loading;
+
+/// <summary>
+/// Every T-SQL statement the SQL Server store issues, in one place, so a test can generate them all for a sample
+/// (and a hostile) schema and parse each with ScriptDom. Identifiers are always bracket-quoted with ] doubled;
+/// values are always parameters. Kept to what SQL-Server-compatible servers run: no MERGE, one ALTER TABLE ADD per column.
+/// </summary>
+public sealed class SqlServerStatements
+{
+    public SqlServerStatements(string schema, string table)
+    {
+        Schema = Identifiers.ValidateName(schema, "Schema", "schema");
+        Table = Identifiers.ValidateName(table, "Table");
+    }
+
+    public string Schema { get; }
+    public string Table { get; }
+
+    public static string Quote(string identifier) => "[" + identifier.Replace("]", "]]") + "]";
+
+    public string EventsTable => Quote(Schema) + "." + Quote(Table);
+    public string StateTable => Quote(Schema) + "." + Quote(Identifiers.StateTable);
+    public string RunsTable => Quote(Schema) + "." + Quote(Identifiers.RunsTable);
+
+    /// <summary>The sp_getapplock resource for loads into this table (at most 255 characters; hashed when longer).</summary>
+    public string LockResource
+    {
+        get
+        {
+            string r = ("fullstory-load:" + Schema + "." + Table).ToLowerInvariant(); // identifiers compare case-insensitively
+            return r.Length <= 255 ? r : "fullstory-load:" + Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(r)));
+        }
+    }
+
+    public static string TypeOf(ColumnDef column) => column.Kind switch
+    {
+        ColumnKind.Int64 => "bigint",
+        ColumnKind.Int32 => "int",
+        ColumnKind.Double => "float",
+        ColumnKind.Boolean => "bit",
+        ColumnKind.Timestamp => "datetime2(3)",
+        ColumnKind.Text when column.MaxLength is int n && n <= 4000 => $"nvarchar({n})",
+        _ => "nvarchar(max)",
+    };
+
+    /// <summary>Takes the exclusive load lock for the table, owned by the current transaction; returns sp_getapplock's result (&gt;= 0 = granted).</summary>
+    public string GetAppLock =>
+        "DECLARE @result int; EXEC @result = sp_getapplock @Resource = @resource, @LockMode = N'Exclusive', @LockOwner = N'Transaction', @LockTimeout = @timeout; SELECT @result;";
+
+    /// <summary>1 when the table @table exists in schema @schema. Also used for the state and runs tables.</summary>
+    public const string TableExists =
+        "SELECT COUNT(*) FROM sys.tables AS t JOIN sys.schemas AS s ON s.schema_id = t.schema_id WHERE s.name = @schema AND t.name = @table;";
+
+    public const string SchemaExists = "SELECT COUNT(*) FROM sys.schemas WHERE name = @schema;";
+
+    public const string GetColumns =
+        "SELECT c.name FROM sys.columns AS c JOIN sys.tables AS t ON t.object_id = c.object_id JOIN sys.schemas AS s ON s.schema_id = t.schema_id " +
+        "WHERE s.name = @schema AND t.name = @table ORDER BY c.column_id;";
+
+    public string CreateEventsTable(IEnumerable<ColumnDef> columns) =>
+        $"CREATE TABLE {EventsTable} ({string.Join(", ", columns.Select(c => Quote(c.Name) + " " + TypeOf(c) + " NULL"))});";
+
+    /// <summary>One column per statement: the multi-column form is not accepted by every compatible server.</summary>
+    public string AddColumn(ColumnDef column) => $"ALTER TABLE {EventsTable} ADD {Quote(column.Name)} {TypeOf(column)} NULL;";
+
+    public string CreateStateTable =>
+        $"CREATE TABLE {StateTable} (id bigint IDENTITY(1,1) NOT NULL PRIMARY KEY, table_name nvarchar(128) NOT NULL, " +
+        $"batch_key nvarchar({EventTableModel.MaxBatchKeyLength}) NOT NULL, range_start datetimeoffset(3) NULL, range_end datetimeoffset(3) NULL, " +
+        "row_count bigint NOT NULL, byte_count bigint NOT NULL, loaded_at datetimeoffset(3) NOT NULL, " +
+        $"CONSTRAINT {Quote("UQ_" + Identifiers.StateTable + "_table_batch")} UNIQUE (table_name, batch_key));";
+
+    public string IsRecorded => $"SELECT COUNT(*) FROM {StateTable} WHERE table_name = @table AND batch_key = @key;";
+
+    /// <summary>Inserts the batch's record; the WHERE NOT EXISTS (and the unique constraint) make a duplicate impossible.</summary>
+    public string Record =>
+        $"INSERT INTO {StateTable} (table_name, batch_key, range_start, range_end, row_count, byte_count, loaded_at) " +
+        $"SELECT @table, @key, @range_start, @range_end, @rows, @bytes, @loaded_at WHERE NOT EXISTS (SELECT 1 FROM {StateTable} WHERE table_name = @table AND batch_key = @key);";
+
+    public string GetLoadedBatches =>
+        $"SELECT batch_key, range_start, range_end, row_count, loaded_at FROM {StateTable} WHERE table_name = @table ORDER BY id;";
+
+    public string CreateRunsTable =>
+        $"CREATE TABLE {RunsTable} (run_id bigint IDENTITY(1,1) NOT NULL PRIMARY KEY, started_at datetimeoffset(3) NOT NULL, ended_at datetimeoffset(3) NULL, " +
+        "api nvarchar(64) NOT NULL, table_name nvarchar(128) NOT NULL, outcome nvarchar(32) NOT NULL, batches int NOT NULL, row_count bigint NOT NULL, " +
+        "byte_count bigint NOT NULL, retries int NOT NULL, error nvarchar(max) NULL, data_through datetimeoffset(3) NULL, host nvarchar(256) NULL);";
+
+    public string BeginRun =>
+        $"INSERT INTO {RunsTable} (started_at, ended_at, api, table_name, outcome, batches, row_count, byte_count, retries, error, data_through, host) " +
+        "VALUES (@started_at, @ended_at, @api, @table_name, @outcome, @batches, @rows, @bytes, @retries, @error, @data_through, @host); " +
+        "SELECT CAST(SCOPE_IDENTITY() AS bigint);";
+
+    public string EndRun =>
+        $"UPDATE {RunsTable} SET started_at = @started_at, ended_at = @ended_at, api = @api, table_name = @table_name, outcome = @outcome, batches = @batches, " +
+        "row_count = @rows, byte_count = @bytes, retries = @retries, error = @error, data_through = @data_through, host = @host WHERE run_id = @run_id;";
+
+    public string GetRuns =>
+        "SELECT TOP (@last) run_id, started_at, ended_at, api, table_name, outcome, batches, row_count, byte_count, retries, error, data_through, host " +
+        $"FROM {RunsTable} ORDER BY run_id DESC;";
+
+    /// <summary>Every statement, generated for the given column sample (for the ScriptDom test).</summary>
+    public IEnumerable<(string Name, string Sql)> All(IReadOnlyList<ColumnDef> columns)
+    {
+        yield return (nameof(GetAppLock), GetAppLock);
+        yield return (nameof(TableExists), TableExists);
+        yield return (nameof(SchemaExists), SchemaExists);
+        yield return (nameof(GetColumns), GetColumns);
+        yield return (nameof(CreateEventsTable), CreateEventsTable(columns));
+        foreach (var c in columns) yield return (nameof(AddColumn) + ":" + c.Name, AddColumn(c));
+        yield return (nameof(CreateStateTable), CreateStateTable);
+        yield return (nameof(IsRecorded), IsRecorded);
+        yield return (nameof(Record), Record);
+        yield return (nameof(GetLoadedBatches), GetLoadedBatches);
+        yield return (nameof(CreateRunsTable), CreateRunsTable);
+        yield return (nameof(BeginRun), BeginRun);
+        yield return (nameof(EndRun), EndRun);
+        yield return (nameof(GetRuns), GetRuns);
+    }
+}

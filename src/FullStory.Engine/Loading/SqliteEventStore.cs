@@ -1,0 +1,298 @@
+using System.Globalization;
+using FullStory.Engine.Events;
+using Microsoft.Data.Sqlite;
+
+namespace FullStory.Engine.Loading;
+
+/// <summary>
+/// The embedded default: one SQLite file in WAL mode. One transaction per batch, opened with BEGIN IMMEDIATE so two
+/// loaders (processes or threads) serialise on the file's write lock and the second sees the first's record.
+/// </summary>
+internal sealed class SqliteEventStore : EventStoreBase
+{
+    private const int BusyTimeoutSeconds = 120;
+    private readonly string path;
+    private SqliteConnection? connection;
+
+    public SqliteEventStore(string path, EventStoreOptions options) : base(options)
+    {
+        if (string.IsNullOrWhiteSpace(path)) throw new ArgumentException("The database path must not be empty.", nameof(path));
+        this.path = Path.GetFullPath(path);
+    }
+
+    public override string Destination => "sqlite:" + path;
+    protected override bool EnforcesMaxLength => false;
+    protected override string DisplayTable => Table;
+
+    internal static string Quote(string identifier) => "\"" + identifier.Replace("\"", "\"\"") + "\"";
+
+    internal static string TypeOf(ColumnKind kind) => kind switch
+    {
+        ColumnKind.Int64 or ColumnKind.Int32 or ColumnKind.Boolean => "INTEGER",
+        ColumnKind.Double => "REAL",
+        _ => "TEXT", // text, JSON, and timestamps as ISO 8601 UTC text with milliseconds (sorts and compares correctly)
+    };
+
+    /// <summary>The open connection; null when the file does not exist and <paramref name="create"/> is false.</summary>
+    private SqliteConnection? Open(bool create)
+    {
+        if (connection is not null) return connection;
+        if (!File.Exists(path))
+        {
+            if (!create) return null;
+            Require($"Create SQLite database {path}");
+        }
+        var builder = new SqliteConnectionStringBuilder
+        {
+            DataSource = path,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Pooling = false, // release the file when the store is disposed
+            DefaultTimeout = BusyTimeoutSeconds,
+        };
+        var c = new SqliteConnection(builder.ConnectionString);
+        try
+        {
+            c.Open();
+            Execute(c, null, $"PRAGMA busy_timeout = {BusyTimeoutSeconds * 1000};");
+            Execute(c, null, "PRAGMA journal_mode = WAL;");
+            Execute(c, null, "PRAGMA synchronous = NORMAL;"); // in WAL mode a commit stays atomic; FULL only adds power-loss durability
+        }
+        catch
+        {
+            c.Dispose();
+            throw;
+        }
+        return connection = c;
+    }
+
+    private static void Execute(SqliteConnection c, SqliteTransaction? tx, string sql, params (string Name, object? Value)[] parameters)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql;
+        foreach (var (n, v) in parameters) cmd.Parameters.AddWithValue(n, v ?? DBNull.Value);
+        cmd.ExecuteNonQuery();
+    }
+
+    private static object? Scalar(SqliteConnection c, SqliteTransaction? tx, string sql, params (string Name, object? Value)[] parameters)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql;
+        foreach (var (n, v) in parameters) cmd.Parameters.AddWithValue(n, v ?? DBNull.Value);
+        return cmd.ExecuteScalar();
+    }
+
+    private static bool TableExists(SqliteConnection c, SqliteTransaction? tx, string name) =>
+        Convert.ToInt64(Scalar(c, tx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $name COLLATE NOCASE;", ("$name", name))) > 0;
+
+    private static string Iso(DateTimeOffset value) => EventTableModel.FormatTimestamp(value.UtcDateTime);
+
+    private static DateTimeOffset ParseIso(string text) =>
+        DateTimeOffset.Parse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal);
+
+    private static DateTimeOffset? ParseIsoOrNull(object? value) => value is string s ? ParseIso(s) : null;
+
+    internal static object ToParameter(object? value) => value switch
+    {
+        null => DBNull.Value,
+        DateTime d => EventTableModel.FormatTimestamp(d),
+        bool b => b ? 1L : 0L,
+        _ => value,
+    };
+
+    public override bool IsLoaded(string batchKey)
+    {
+        ValidateKey(batchKey);
+        var c = Open(create: false);
+        if (c is null || !TableExists(c, null, Identifiers.StateTable)) return false;
+        return Convert.ToInt64(Scalar(c, null,
+            $"SELECT count(*) FROM {Quote(Identifiers.StateTable)} WHERE table_name = $t AND batch_key = $k;", ("$t", Table), ("$k", batchKey))) > 0;
+    }
+
+    public override IReadOnlyList<LoadedBatch> GetLoadedBatches()
+    {
+        var c = Open(create: false);
+        var list = new List<LoadedBatch>();
+        if (c is null || !TableExists(c, null, Identifiers.StateTable)) return list;
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = $"SELECT batch_key, range_start, range_end, row_count, loaded_at FROM {Quote(Identifiers.StateTable)} WHERE table_name = $t ORDER BY id;";
+        cmd.Parameters.AddWithValue("$t", Table);
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+            list.Add(new LoadedBatch(r.GetString(0), ParseIsoOrNull(r.GetValue(1)), ParseIsoOrNull(r.GetValue(2)), r.GetInt64(3), ParseIso(r.GetString(4))));
+        return list;
+    }
+
+    protected override BatchTransaction BeginBatch(CancellationToken cancellationToken)
+    {
+        var c = Open(create: true)!;
+        // BEGIN IMMEDIATE: takes the write lock now (waiting up to the busy timeout), so the "already loaded?" check
+        // below and the commit are one atomic step with respect to every other writer of this file.
+        var tx = c.BeginTransaction(deferred: false);
+        return new Transaction(this, c, tx);
+    }
+
+    private sealed class Transaction : BatchTransaction
+    {
+        private readonly SqliteEventStore store;
+        private readonly SqliteConnection c;
+        private SqliteTransaction? tx;
+
+        public Transaction(SqliteEventStore store, SqliteConnection c, SqliteTransaction tx)
+        {
+            this.store = store;
+            this.c = c;
+            this.tx = tx;
+        }
+
+        private string T => Quote(store.Table);
+
+        public override bool StateTableExists() => TableExists(c, tx, Identifiers.StateTable);
+
+        public override void CreateStateTable() => Execute(c, tx,
+            $"CREATE TABLE IF NOT EXISTS {Quote(Identifiers.StateTable)} (id INTEGER PRIMARY KEY AUTOINCREMENT, table_name TEXT NOT NULL, " +
+            "batch_key TEXT NOT NULL, range_start TEXT, range_end TEXT, row_count INTEGER NOT NULL, byte_count INTEGER NOT NULL, " +
+            "loaded_at TEXT NOT NULL, UNIQUE (table_name, batch_key));");
+
+        public override bool IsRecorded(string batchKey) => StateTableExists() && Convert.ToInt64(Scalar(c, tx,
+            $"SELECT count(*) FROM {Quote(Identifiers.StateTable)} WHERE table_name = $t AND batch_key = $k;", ("$t", store.Table), ("$k", batchKey))) > 0;
+
+        public override IReadOnlyList<string>? GetEventColumns()
+        {
+            if (!TableExists(c, tx, store.Table)) return null;
+            using var cmd = c.CreateCommand();
+            cmd.Transaction = tx;
+            cmd.CommandText = "SELECT name FROM pragma_table_info($t);";
+            cmd.Parameters.AddWithValue("$t", store.Table);
+            using var r = cmd.ExecuteReader();
+            var names = new List<string>();
+            while (r.Read()) names.Add(r.GetString(0));
+            return names;
+        }
+
+        public override void CreateEventsTable(IReadOnlyList<ColumnDef> columns) => Execute(c, tx,
+            $"CREATE TABLE {T} ({string.Join(", ", columns.Select(col => Quote(col.Name) + " " + TypeOf(col.Kind)))});");
+
+        public override void AddColumn(ColumnDef column) => Execute(c, tx, $"ALTER TABLE {T} ADD COLUMN {Quote(column.Name)} {TypeOf(column.Kind)};");
+
+        public override void WriteRows(RowStream rows, CancellationToken cancellationToken)
+        {
+            // One prepared INSERT per segment (column set), its parameters reused for every row.
+            using var cmd = c.CreateCommand();
+            cmd.Transaction = tx;
+            var cols = rows.Columns;
+            cmd.CommandText = $"INSERT INTO {T} ({string.Join(", ", cols.Select(col => Quote(col.Name)))}) VALUES ({string.Join(", ", cols.Select((_, i) => "$p" + i))});";
+            var ps = new SqliteParameter[cols.Count];
+            for (int i = 0; i < ps.Length; i++) ps[i] = cmd.Parameters.Add("$p" + i, SqliteTypeOf(cols[i].Kind));
+            cmd.Prepare();
+            while (rows.Read())
+            {
+                var values = rows.Current;
+                for (int i = 0; i < ps.Length; i++) ps[i].Value = ToParameter(values[i]);
+                cmd.ExecuteNonQuery();
+            }
+        }
+
+        private static SqliteType SqliteTypeOf(ColumnKind kind) => kind switch
+        {
+            ColumnKind.Int64 or ColumnKind.Int32 or ColumnKind.Boolean => SqliteType.Integer,
+            ColumnKind.Double => SqliteType.Real,
+            _ => SqliteType.Text,
+        };
+
+        public override void Record(BatchInfo batch, long rowCount, long bytes, DateTimeOffset loadedAt) => Execute(c, tx,
+            $"INSERT INTO {Quote(Identifiers.StateTable)} (table_name, batch_key, range_start, range_end, row_count, byte_count, loaded_at) " +
+            "VALUES ($t, $k, $rs, $re, $rows, $bytes, $at);",
+            ("$t", store.Table), ("$k", batch.Key), ("$rs", batch.RangeStart is { } rs ? Iso(rs) : null),
+            ("$re", batch.RangeEnd is { } re ? Iso(re) : null), ("$rows", rowCount), ("$bytes", bytes), ("$at", Iso(loadedAt)));
+
+        public override void Commit()
+        {
+            tx!.Commit();
+            tx.Dispose();
+            tx = null;
+        }
+
+        public override void Rollback()
+        {
+            if (tx is null) return;
+            try { tx.Rollback(); } catch (Exception) { /* the connection may be gone: SQLite discards the transaction anyway */ }
+            try { tx.Dispose(); } catch (Exception) { }
+            tx = null;
+        }
+
+        public override void Dispose() => Rollback();
+    }
+
+    private void EnsureRunsTable(SqliteConnection c)
+    {
+        if (TableExists(c, null, Identifiers.RunsTable)) return;
+        Require($"Create table {Identifiers.RunsTable} (the sync's run history)");
+        Execute(c, null,
+            $"CREATE TABLE IF NOT EXISTS {Quote(Identifiers.RunsTable)} (run_id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT NOT NULL, ended_at TEXT, " +
+            "api TEXT NOT NULL, table_name TEXT NOT NULL, outcome TEXT NOT NULL, batches INTEGER NOT NULL, row_count INTEGER NOT NULL, " +
+            "byte_count INTEGER NOT NULL, retries INTEGER NOT NULL, error TEXT, data_through TEXT, host TEXT);");
+    }
+
+    private static (string, object?)[] RunParameters(SyncRunRecord run) =>
+    [
+        ("$started", Iso(run.StartedAt)), ("$ended", run.EndedAt is { } e ? Iso(e) : null), ("$api", run.Api ?? ""),
+        ("$table", run.Table ?? ""), ("$outcome", run.Outcome ?? "Running"), ("$batches", run.Batches), ("$rows", run.Rows),
+        ("$bytes", run.Bytes), ("$retries", run.Retries), ("$error", run.Error), ("$through", run.DataThrough is { } d ? Iso(d) : null),
+        ("$host", run.Host), ("$id", run.RunId),
+    ];
+
+    public override long BeginRun(SyncRunRecord run)
+    {
+        ArgumentNullException.ThrowIfNull(run);
+        var c = Open(create: true)!;
+        EnsureRunsTable(c);
+        var id = Scalar(c, null,
+            $"INSERT INTO {Quote(Identifiers.RunsTable)} (started_at, ended_at, api, table_name, outcome, batches, row_count, byte_count, retries, error, data_through, host) " +
+            "VALUES ($started, $ended, $api, $table, $outcome, $batches, $rows, $bytes, $retries, $error, $through, $host) RETURNING run_id;",
+            RunParameters(run));
+        run.RunId = Convert.ToInt64(id, CultureInfo.InvariantCulture);
+        return run.RunId;
+    }
+
+    public override void EndRun(SyncRunRecord run)
+    {
+        ArgumentNullException.ThrowIfNull(run);
+        var c = Open(create: true)!;
+        EnsureRunsTable(c);
+        Execute(c, null,
+            $"UPDATE {Quote(Identifiers.RunsTable)} SET started_at = $started, ended_at = $ended, api = $api, table_name = $table, outcome = $outcome, " +
+            "batches = $batches, row_count = $rows, byte_count = $bytes, retries = $retries, error = $error, data_through = $through, host = $host WHERE run_id = $id;",
+            RunParameters(run));
+    }
+
+    public override IReadOnlyList<SyncRunRecord> GetRuns(int last = 20)
+    {
+        var list = new List<SyncRunRecord>();
+        var c = Open(create: false);
+        if (c is null || !TableExists(c, null, Identifiers.RunsTable)) return list;
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = $"SELECT run_id, started_at, ended_at, api, table_name, outcome, batches, row_count, byte_count, retries, error, data_through, host " +
+                          $"FROM {Quote(Identifiers.RunsTable)} ORDER BY run_id DESC LIMIT $n;";
+        cmd.Parameters.AddWithValue("$n", Math.Max(0, last));
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+        {
+            list.Add(new SyncRunRecord
+            {
+                RunId = r.GetInt64(0), StartedAt = ParseIso(r.GetString(1)), EndedAt = ParseIsoOrNull(r.GetValue(2)), Api = r.GetString(3),
+                Table = r.GetString(4), Outcome = r.GetString(5), Batches = r.GetInt32(6), Rows = r.GetInt64(7), Bytes = r.GetInt64(8),
+                Retries = r.GetInt32(9), Error = r.IsDBNull(10) ? null : r.GetString(10), DataThrough = ParseIsoOrNull(r.GetValue(11)),
+                Host = r.IsDBNull(12) ? null : r.GetString(12),
+            });
+        }
+        return list;
+    }
+
+    public override void Dispose()
+    {
+        connection?.Dispose();
+        connection = null;
+    }
+}
