@@ -21,6 +21,16 @@ public abstract class FullStoryCmdletBase : PSCmdlet, IDisposable
 
     protected void Verbose(string message) => WriteVerbose(Redact(message));
 
+    /// <summary>Verbose text from the engine, redacted; for <see cref="PipelineMessenger"/>.</summary>
+    internal void WriteVerboseSafe(string message) => WriteVerbose(Redact(message));
+
+    /// <summary>A DateTime from the command line as UTC: Local is converted, Unspecified (e.g. [datetime]'2026-01-01') is taken as UTC.</summary>
+    protected static DateTimeOffset AsUtc(DateTime value) => value.Kind switch
+    {
+        DateTimeKind.Local => new DateTimeOffset(value.ToUniversalTime(), TimeSpan.Zero),
+        _ => new DateTimeOffset(DateTime.SpecifyKind(value, DateTimeKind.Utc), TimeSpan.Zero),
+    };
+
     protected void Debug(string message) => WriteDebug(Redact(message));
 
     /// <summary>An ErrorRecord with a stable id, the key redacted from its message, and advice on what to do.</summary>
@@ -32,6 +42,23 @@ public abstract class FullStoryCmdletBase : PSCmdlet, IDisposable
         if (recommendedAction is not null) record.ErrorDetails = new ErrorDetails(message) { RecommendedAction = recommendedAction };
         return record;
     }
+
+    /// <summary>Maps the engine's failures to ErrorRecords with stable ids and a category PowerShell users can filter on.</summary>
+    protected ErrorRecord ToErrorRecord(Exception ex, object? target) => ex switch
+    {
+        FullStoryExportFailedException => Error(ex, "FullStory.ExportFailed", ErrorCategory.InvalidResult, target),
+        FullStoryApiException { IsAuthenticationFailure: true } => Error(ex, "FullStory.AuthenticationFailed", ErrorCategory.AuthenticationError, target,
+            "Check the API key (Connect-FullStory) and that the FullStory account has the Data Export add-on."),
+        FullStoryApiException { StatusCode: System.Net.HttpStatusCode.NotFound } => Error(ex, "FullStory.NotFound", ErrorCategory.ObjectNotFound, target),
+        FullStoryApiException => Error(ex, "FullStory.ApiError", ErrorCategory.ConnectionError, target),
+        FullStory.Engine.Events.EventDataException => Error(ex, "FullStory.InvalidEventData", ErrorCategory.InvalidData, target),
+        ArgumentException => Error(ex, "FullStory.InvalidArgument", ErrorCategory.InvalidArgument, target),
+        UnauthorizedAccessException or IOException => Error(ex, "FullStory.FileError", ErrorCategory.WriteError, target),
+        _ => Error(ex, "FullStory.Failed", ErrorCategory.NotSpecified, target),
+    };
+
+    /// <summary>After Ctrl+C the engine throws OperationCanceledException; PowerShell expects the pipeline to stop quietly.</summary>
+    protected bool IsStopping(Exception ex) => ex is OperationCanceledException && CancellationToken.IsCancellationRequested;
 
     public void Dispose()
     {
@@ -47,10 +74,13 @@ public abstract class FullStorySessionCmdlet : FullStoryCmdletBase
     [Parameter]
     public FullStorySession? Session { get; set; }
 
+    /// <summary>False for parameter sets that work offline (e.g. reading local files).</summary>
+    protected virtual bool RequiresSession => true;
+
     protected override void BeginProcessing()
     {
         ActiveSession = Session ?? DefaultSessionStore.Get();
-        if (ActiveSession is null)
+        if (ActiveSession is null && RequiresSession)
         {
             ThrowTerminatingError(new ErrorRecord(
                 new InvalidOperationException("There is no FullStory session. Run Connect-FullStory -ApiKey <key> first, or pass -Session."),

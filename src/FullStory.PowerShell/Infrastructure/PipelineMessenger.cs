@@ -1,0 +1,65 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Management.Automation;
+using FullStory.Engine.Api;
+
+namespace FullStory.PowerShell.Infrastructure;
+
+/// <summary>
+/// Carries the engine's verbose lines, retries and progress to PowerShell. Cmdlet.Write* may only be called on the
+/// pipeline thread, so messages from other threads wait in a queue until the cmdlet drains it; everything is redacted.
+/// Progress is throttled (a bar per event would cost more than the events).
+/// </summary>
+internal sealed class PipelineMessenger
+{
+    private static readonly TimeSpan ProgressInterval = TimeSpan.FromMilliseconds(250);
+    private readonly FullStoryCmdletBase cmdlet;
+    private readonly int pipelineThread = Environment.CurrentManagedThreadId;
+    private readonly ConcurrentQueue<string> pending = new();
+    private readonly Stopwatch sinceProgress = Stopwatch.StartNew();
+    private bool progressShown;
+
+    public PipelineMessenger(FullStoryCmdletBase cmdlet, int activityId, string activity)
+    {
+        this.cmdlet = cmdlet;
+        ActivityId = activityId;
+        Activity = activity;
+        Observer = new OperationObserver
+        {
+            Verbose = Verbose,
+            ExportProgress = (pct, state) => Progress($"Waiting for FullStory to prepare the export ({state})", pct, force: true),
+        };
+    }
+
+    public int ActivityId { get; }
+    public string Activity { get; }
+    public OperationObserver Observer { get; }
+
+    public void Verbose(string message)
+    {
+        if (Environment.CurrentManagedThreadId == pipelineThread) { Drain(); cmdlet.WriteVerboseSafe(message); }
+        else pending.Enqueue(message);
+    }
+
+    public void Drain()
+    {
+        while (pending.TryDequeue(out var m)) cmdlet.WriteVerboseSafe(m);
+    }
+
+    /// <summary>Shows progress at most every 250 ms unless forced; silent under $ProgressPreference = 'SilentlyContinue' (PowerShell drops it).</summary>
+    public void Progress(string status, int percent = -1, bool force = false)
+    {
+        if (!force && sinceProgress.Elapsed < ProgressInterval) return;
+        if (Environment.CurrentManagedThreadId != pipelineThread) return;
+        sinceProgress.Restart();
+        progressShown = true;
+        cmdlet.WriteProgress(new ProgressRecord(ActivityId, Activity, status) { PercentComplete = percent });
+    }
+
+    public void Complete()
+    {
+        Drain();
+        if (progressShown)
+            cmdlet.WriteProgress(new ProgressRecord(ActivityId, Activity, "Done") { RecordType = ProgressRecordType.Completed });
+    }
+}
