@@ -10,12 +10,6 @@ public sealed partial class FullStoryEvent
 {
     internal readonly object?[] values = new object?[StandardFields.Count];
 
-    /// <summary>The non-standard keys of the event as a JSON object with the values exactly as received; null when none.</summary>
-    public string? CustomVars { get; set; }
-
-    /// <summary>Where the event came from: "bundle:&lt;id&gt;", "export:&lt;start&gt;/&lt;end&gt;" or "file:&lt;path&gt;".</summary>
-    public string? Source { get; set; }
-
     /// <summary>The value of a standard field by descriptor, for loaders that walk <see cref="StandardFields.All"/>.</summary>
     public object? GetValue(EventField field) => values[field.Ordinal];
 

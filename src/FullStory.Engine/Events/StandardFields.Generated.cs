@@ -145,4 +145,12 @@ public sealed partial class FullStoryEvent
     public string? AppOsVersion { get => (string?)values[64]; set => values[64] = value; }
     public string? AppViewName { get => (string?)values[65]; set => values[65] = value; }
     public string? EventMobileSourceFile { get => (string?)values[66]; set => values[66] = value; }
+
+    // Declared after the standard fields so that Export-Csv and Format-List show them last.
+
+    /// <summary>The non-standard keys of the event as a JSON object with the values exactly as received; null when none.</summary>
+    public string? CustomVars { get; set; }
+
+    /// <summary>Where the event came from: "bundle:&lt;id&gt;", "export:&lt;segment&gt;:&lt;start&gt;/&lt;end&gt;" or "file:&lt;path&gt;".</summary>
+    public string? Source { get; set; }
 }
