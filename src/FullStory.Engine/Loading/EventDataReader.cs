@@ -98,5 +98,18 @@ public sealed class EventDataReader : DbDataReader
         return n;
     }
 
+    public override System.Data.DataTable GetSchemaTable()
+    {
+        var schema = new System.Data.DataTable("SchemaTable");
+        schema.Columns.Add("ColumnName", typeof(string));
+        schema.Columns.Add("ColumnOrdinal", typeof(int));
+        schema.Columns.Add("ColumnSize", typeof(int));
+        schema.Columns.Add("DataType", typeof(Type));
+        schema.Columns.Add("AllowDBNull", typeof(bool));
+        for (int i = 0; i < columns.Count; i++)
+            schema.Rows.Add(columns[i].Name, i, columns[i].MaxLength ?? -1, GetFieldType(i), true);
+        return schema;
+    }
+
     public override IEnumerator GetEnumerator() => new DbEnumerator(this, closeReader: false);
 }

@@ -199,7 +199,7 @@ public sealed class SqliteEventStoreTests : EventStoreTests
     }
 
     [Fact]
-    public void A_second_writer_waits_for_the_first_and_then_skips()
+    public async Task A_second_writer_waits_for_the_first_and_then_skips()
     {
         using var s1 = OpenDefault();
         using var s2 = OpenDefault();
@@ -215,10 +215,10 @@ public sealed class SqliteEventStoreTests : EventStoreTests
         var first = Task.Run(() => s1.LoadBatch(new BatchInfo("k"), Held()));
         inside.Wait();
         var second = Task.Run(() => s2.LoadBatch(new BatchInfo("k"), LoadingTestData.Synthetic(20)));
-        Assert.False(second.Wait(300)); // blocked on the write lock, not loading its own copy
+        Assert.NotSame(second, await Task.WhenAny(second, Task.Delay(300))); // blocked on the write lock, not loading its own copy
         release.Set();
-        Assert.False(first.Result.AlreadyLoaded);
-        Assert.True(second.Result.AlreadyLoaded);
+        Assert.False((await first).AlreadyLoaded);
+        Assert.True((await second).AlreadyLoaded);
         Assert.Equal(21, ReadRows().Count);
     }
 }
