@@ -3,7 +3,7 @@
 # inspects those types while importing the cmdlets, so the load context must be in place first: hence this script.
 $cmdletAssembly = [System.Reflection.Assembly]::LoadFrom((Join-Path $PSScriptRoot 'FullStory.PowerShell.dll'))
 $cmdletAssembly.GetType('FullStory.PowerShell.Infrastructure.ModuleInitializer', $true)::Register()
-Import-Module $cmdletAssembly -Force
+Import-Module (Join-Path $PSScriptRoot 'FullStory.PowerShell.dll')
 
 $ExecutionContext.SessionState.Module.OnRemove = {
     $cmdletAssembly.GetType('FullStory.PowerShell.Infrastructure.ModuleInitializer', $true)::Unregister()

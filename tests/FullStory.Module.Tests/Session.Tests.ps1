@@ -5,6 +5,7 @@ BeforeAll {
     Import-Module $ModulePath -Force
     $script:Key = 'na1.S3cretKeyValue9876543210abcd3f2a'
 }
+Describe 'Sessions' {
 AfterEach { Disconnect-FullStory }
 
 Describe 'Connect-FullStory' {
@@ -125,4 +126,5 @@ Receive-FullStoryEvent -Id 1 -Verbose -ErrorAction Continue
         }
         finally { Stop-TestEmulator $emulator }
     }
+}
 }
