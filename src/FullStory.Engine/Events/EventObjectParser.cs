@@ -63,7 +63,7 @@ internal sealed class EventObjectParser
             case FieldType.Int32 when reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var i):
                 value = i; return true;
             case FieldType.Double when reader.TokenType == JsonTokenType.Number && reader.TryGetDouble(out var d):
-                value = d; return true;
+                value = new InvariantDouble(d); return true;
             case FieldType.String when reader.TokenType == JsonTokenType.String:
                 value = reader.GetString(); return true;
             case FieldType.Timestamp when reader.TokenType == JsonTokenType.String && reader.TryGetDateTimeOffset(out var t):

@@ -103,7 +103,7 @@ public sealed partial class FullStoryEvent
     public string? EventVarFields { get => (string?)values[22]; set => values[22] = value; }
     public string? EventWebSourceFileUrl { get => (string?)values[23]; set => values[23] = value; }
     public long? EventFirstInputDelay { get => (long?)values[24]; set => values[24] = value; }
-    public double? EventCumulativeLayoutShift { get => (double?)values[25]; set => values[25] = value; }
+    public InvariantDouble? EventCumulativeLayoutShift { get => (InvariantDouble?)values[25]; set => values[25] = value; }
     public UtcTimestamp? SessionStart { get => (UtcTimestamp?)values[26]; set => values[26] = value; }
     public UtcTimestamp? PageStart { get => (UtcTimestamp?)values[27]; set => values[27] = value; }
     public string? PageName { get => (string?)values[28]; set => values[28] = value; }

@@ -232,10 +232,11 @@ public sealed class EventTableModel
         }
     }
 
-    /// <summary>A standard field's value as a column value: UtcTimestamp becomes a UTC DateTime; others pass through.</summary>
+    /// <summary>A standard field's value as a column value: UtcTimestamp becomes a UTC DateTime, InvariantDouble a double; others pass through.</summary>
     public static object? ConvertStandard(object? value) => value switch
     {
         UtcTimestamp t => t.UtcDateTime,
+        InvariantDouble d => d.Value,
         _ => value,
     };
 

@@ -113,7 +113,8 @@ public sealed class ReceiveFullStoryEventCommand : FullStorySessionCmdlet
     private void ReceiveFile(string path)
     {
         Verbose($"Reading {path}.");
-        Stream(() => ReadFile(path), path, path);
+        // One bad file is reported and the others are still read; a download that keeps failing stops the command.
+        Stream(() => ReadFile(path), path, path, terminating: false);
     }
 
     private IEnumerable<FullStoryEvent> ReadFile(string path)
@@ -122,7 +123,7 @@ public sealed class ReceiveFullStoryEventCommand : FullStorySessionCmdlet
         foreach (var e in reader.ReadAll()) yield return e;
     }
 
-    private void Stream(Func<IEnumerable<FullStoryEvent>> source, string what, object target)
+    private void Stream(Func<IEnumerable<FullStoryEvent>> source, string what, object target, bool terminating = true)
     {
         long before = eventsWritten;
         try
@@ -138,7 +139,9 @@ public sealed class ReceiveFullStoryEventCommand : FullStorySessionCmdlet
         catch (Exception ex) when (!IsStopping(ex) && ex is not PipelineStoppedException)
         {
             messenger!.Drain();
-            ThrowTerminatingError(ToErrorRecord(ex, target));
+            if (terminating) ThrowTerminatingError(ToErrorRecord(ex, target));
+            WriteError(ToErrorRecord(ex, target));
+            return;
         }
         messenger!.Drain();
         Verbose($"{what}: {eventsWritten - before:N0} events.");

@@ -56,7 +56,7 @@ public class EventStreamReaderTests
                         break;
                     case FieldType.Int64: Assert.Equal(value!.GetValue<long>(), (long)typed); break;
                     case FieldType.Int32: Assert.Equal(value!.GetValue<int>(), (int)typed); break;
-                    case FieldType.Double: Assert.Equal(value!.GetValue<double>(), (double)typed); break;
+                    case FieldType.Double: Assert.Equal(value!.GetValue<double>(), ((InvariantDouble)typed).Value); break;
                     default: Assert.Equal(value!.GetValue<string>(), (string)typed); break;
                 }
             }
