@@ -1,0 +1,192 @@
+using System.Security.Cryptography;
+using System.Text;
+using FullStory.Engine.Loading;
+using Microsoft.Data.SqlClient;
+
+namespace FullStory.Engine.Sync;
+
+public enum SyncDestinationKind { Sqlite, SqlServer }
+
+/// <summary>
+/// Where a sync writes, independent of the kind of store: opens stores and takes the run lock that keeps two runs of the
+/// same destination table from doing the same work at once. SQLite: an exclusive lock file beside the database.
+/// SQL Server: sp_getapplock owned by a dedicated session kept open for the run.
+/// </summary>
+public sealed class SyncDestination
+{
+    private readonly string target; // path or connection string: never printed
+
+    private SyncDestination(SyncDestinationKind kind, string target, EventStoreOptions options)
+    {
+        Kind = kind;
+        this.target = target;
+        StoreOptions = options ?? throw new ArgumentNullException(nameof(options));
+        TableName = kind == SyncDestinationKind.SqlServer ? (options.Schema ?? "dbo") + "." + options.Table : options.Table;
+    }
+
+    /// <summary>An embedded SQLite database file (created on first load).</summary>
+    public static SyncDestination Sqlite(string path, EventStoreOptions? options = null)
+    {
+        if (string.IsNullOrWhiteSpace(path)) throw new ArgumentException("The database path must not be empty.", nameof(path));
+        return new SyncDestination(SyncDestinationKind.Sqlite, Path.GetFullPath(path), options ?? new EventStoreOptions());
+    }
+
+    /// <summary>A SQL Server (or compatible) database.</summary>
+    public static SyncDestination SqlServer(string connectionString, EventStoreOptions? options = null)
+    {
+        if (string.IsNullOrWhiteSpace(connectionString)) throw new ArgumentException("The connection string must not be empty.", nameof(connectionString));
+        return new SyncDestination(SyncDestinationKind.SqlServer, connectionString, options ?? new EventStoreOptions());
+    }
+
+    public SyncDestinationKind Kind { get; }
+    public EventStoreOptions StoreOptions { get; }
+    /// <summary>The events table as recorded in run history: "events", or "schema.events" on SQL Server.</summary>
+    public string TableName { get; }
+
+    public IEventStore OpenStore() => Kind == SyncDestinationKind.Sqlite
+        ? EventStoreFactory.OpenSqlite(target, StoreOptions)
+        : EventStoreFactory.OpenSqlServer(target, StoreOptions);
+
+    /// <summary>SQLite: the lock file used for runs into this table.</summary>
+    internal string LockFilePath => FileRunLock.PathFor(target, StoreOptions.Table);
+
+    /// <summary>SQL Server: the sp_getapplock resource for runs into this table.</summary>
+    internal string LockResource => SqlServerRunLock.ResourceFor(TableName);
+
+    /// <summary>
+    /// Takes the run lock for this destination table, waiting up to <paramref name="wait"/>; null when another run holds it.
+    /// Dispose the result to release it. A process that dies releases it too (the OS closes the file / the server ends the session).
+    /// </summary>
+    public IDisposable? TryAcquireRunLock(TimeSpan wait, CancellationToken cancellationToken = default) => Kind == SyncDestinationKind.Sqlite
+        ? FileRunLock.TryAcquire(LockFilePath, wait, cancellationToken)
+        : SqlServerRunLock.TryAcquire(target, LockResource, wait, cancellationToken);
+
+    internal string LockDescription => Kind == SyncDestinationKind.Sqlite ? $"the lock file {LockFilePath}" : $"the application lock '{LockResource}'";
+}
+
+/// <summary>An exclusive lock file (FileShare.None) beside the SQLite database, held for the run.</summary>
+internal sealed class FileRunLock : IDisposable
+{
+    private FileStream? stream;
+
+    private FileRunLock(FileStream stream) => this.stream = stream;
+
+    public static string PathFor(string databasePath, string table)
+    {
+        var invalid = Path.GetInvalidFileNameChars();
+        string safe = new(table.Select(c => invalid.Contains(c) || char.IsControl(c) ? '_' : c).ToArray());
+        return databasePath + ".sync-" + safe + ".lock";
+    }
+
+    public static FileRunLock? TryAcquire(string path, TimeSpan wait, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + (wait < TimeSpan.Zero ? TimeSpan.Zero : wait);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            try
+            {
+                // Windows: FileShare.None is a mandatory lock and the file goes away when closed.
+                // Unix: .NET takes flock(LOCK_EX) for FileShare.None; the file is left in place on purpose, because deleting
+                // it would let a waiter lock the unlinked file while a newcomer locks a new one (two holders).
+                var fs = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 4096,
+                    OperatingSystem.IsWindows() ? FileOptions.DeleteOnClose : FileOptions.None);
+                try
+                {
+                    fs.SetLength(0);
+                    var info = Encoding.UTF8.GetBytes($"pid {Environment.ProcessId} on {Environment.MachineName} since {DateTimeOffset.UtcNow:O}\n");
+                    fs.Write(info);
+                    fs.Flush();
+                }
+                catch (IOException) { /* the note is only informative */ }
+                return new FileRunLock(fs);
+            }
+            catch (Exception ex) when ((ex is IOException || (ex is UnauthorizedAccessException && OperatingSystem.IsWindows())) && File.Exists(path))
+            {
+                // Held by another run (Windows answers access denied while the holder's file is being deleted on close).
+            }
+            var left = deadline - DateTime.UtcNow;
+            if (left <= TimeSpan.Zero) return null;
+            cancellationToken.WaitHandle.WaitOne(left < TimeSpan.FromMilliseconds(200) ? left : TimeSpan.FromMilliseconds(200));
+        }
+    }
+
+    public void Dispose()
+    {
+        stream?.Dispose();
+        stream = null;
+    }
+}
+
+/// <summary>sp_getapplock (Exclusive, owner Session) on a dedicated unpooled connection kept open for the run.</summary>
+internal sealed class SqlServerRunLock : IDisposable
+{
+    /// <summary>Returns sp_getapplock's result: &gt;= 0 granted, -1 timed out, -2 cancelled, -3 deadlock victim, -999 error.</summary>
+    internal const string AcquireSql =
+        "DECLARE @result int; EXEC @result = sp_getapplock @Resource = @resource, @LockMode = N'Exclusive', @LockOwner = N'Session', @LockTimeout = @timeout; SELECT @result;";
+
+    internal const string ReleaseSql = "EXEC sp_releaseapplock @Resource = @resource, @LockOwner = N'Session';";
+
+    private SqlConnection? connection;
+    private readonly string resource;
+
+    private SqlServerRunLock(SqlConnection connection, string resource)
+    {
+        this.connection = connection;
+        this.resource = resource;
+    }
+
+    /// <summary>"FullStory.Sync:schema.table", hashed when longer than sp_getapplock's 255 characters.</summary>
+    public static string ResourceFor(string table)
+    {
+        string name = "FullStory.Sync:" + table;
+        if (name.Length <= 255) return name;
+        return "FullStory.Sync:" + Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(table)));
+    }
+
+    public static SqlServerRunLock? TryAcquire(string connectionString, string resource, TimeSpan wait, CancellationToken cancellationToken)
+    {
+        // Unpooled: closing the connection ends the session, and with it the lock, even if the release below failed.
+        var builder = new SqlConnectionStringBuilder(connectionString) { Pooling = false };
+        var c = new SqlConnection(builder.ConnectionString);
+        try
+        {
+            c.Open();
+            int timeoutMs = (int)Math.Clamp(wait.TotalMilliseconds, 0, int.MaxValue - 1);
+            using var cmd = new SqlCommand(AcquireSql, c) { CommandTimeout = (int)Math.Min(int.MaxValue, wait.TotalSeconds + 60) };
+            cmd.Parameters.Add(new SqlParameter("@resource", System.Data.SqlDbType.NVarChar, 255) { Value = resource });
+            cmd.Parameters.Add(new SqlParameter("@timeout", System.Data.SqlDbType.Int) { Value = timeoutMs });
+            int result;
+            using (cancellationToken.Register(cmd.Cancel))
+            {
+                try { result = Convert.ToInt32(cmd.ExecuteScalar()); }
+                catch (SqlException) when (cancellationToken.IsCancellationRequested) { throw new OperationCanceledException(cancellationToken); }
+            }
+            if (result >= 0) return new SqlServerRunLock(c, resource);
+            c.Dispose();
+            if (result == -1) return null;
+            throw new InvalidOperationException($"Could not take the sync lock '{resource}' (sp_getapplock returned {result}).");
+        }
+        catch
+        {
+            c.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose()
+    {
+        var c = connection;
+        connection = null;
+        if (c is null) return;
+        try
+        {
+            using var cmd = new SqlCommand(ReleaseSql, c) { CommandTimeout = 30 };
+            cmd.Parameters.Add(new SqlParameter("@resource", System.Data.SqlDbType.NVarChar, 255) { Value = resource });
+            cmd.ExecuteNonQuery();
+        }
+        catch (Exception) { /* closing the session releases it anyway */ }
+        finally { c.Dispose(); }
+    }
+}
