@@ -45,7 +45,7 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
     private IEventStore? store;
     private string tableName = "events";
     private OpenBatch? current;
-    private long eventsSeen, eventsSkipped;
+    private long eventsSeen, eventsSkipped, errors;
 
     /// <summary>FullStory events, usually piped from Receive-FullStoryEvent (filter with Where-Object first if you like).</summary>
     [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = SqliteSet)]
@@ -186,7 +186,7 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
             AbandonBatch();
             throw new PipelineStoppedException();
         }
-        if (eventsSeen > 0 && eventsSkipped == eventsSeen)
+        if (eventsSeen > 0 && eventsSkipped == eventsSeen && errors == 0)
             WriteWarning($"All {eventsSeen} events were skipped: their batches are already loaded into {tableName} (or were not confirmed). Nothing was written.");
     }
 
@@ -217,6 +217,7 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
         catch (ArgumentException ex)
         {
             batch.Skipping = true;
+            errors++;
             WriteError(Error(ex, "FullStory.InvalidBatch", ErrorCategory.InvalidData, key, "Events need a Source of at most 320 characters."));
             return batch;
         }
@@ -298,9 +299,13 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
         }
     }
 
-    private ErrorRecord ExportError(Exception ex, string key) => Error(ex, "FullStory.ExportFailed", ErrorCategory.WriteError, key,
+    private ErrorRecord ExportError(Exception ex, string key)
+    {
+        errors++;
+        return Error(ex, "FullStory.ExportFailed", ErrorCategory.WriteError, key,
         $"Batch {key} was rolled back, nothing of it was written. Fix the cause (connection, permissions, disk space) and run the command again: " +
         "batches already loaded are skipped.");
+    }
 
     /// <summary>Cancels and waits for the open batch's rollback (Ctrl+C, or the pipeline ended early).</summary>
     private void AbandonBatch()
