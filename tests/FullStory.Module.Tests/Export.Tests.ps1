@@ -1,0 +1,64 @@
+# Export-FullStoryEvent in a real pwsh process, into real SQLite files (SQL Server is not available here).
+BeforeAll {
+    Import-Module "$PSScriptRoot/TestHelpers.psm1" -Force
+    Import-Module (Get-TestModulePath) -Force
+    $script:Samples = Join-Path (Get-RepoRoot) 'tests/data/samples'
+    $script:Legacy = Join-Path $Samples 'bundle-legacy-fields.json'
+    $script:Segment = Join-Path $Samples 'segment-export-fields.json'
+}
+
+Describe 'Export-FullStoryEvent' {
+    BeforeEach {
+        $script:Dir = Join-Path ([IO.Path]::GetTempPath()) ('fs-export-' + [guid]::NewGuid().ToString('N').Substring(0, 8))
+        New-Item -ItemType Directory -Path $Dir | Out-Null
+        Push-Location $Dir
+    }
+    AfterEach {
+        Pop-Location
+        Remove-Item $Dir -Recurse -Force -ErrorAction SilentlyContinue
+    }
+
+    It 'loads one batch per source into fullstory.db in the current location by default' {
+        $reports = Receive-FullStoryEvent -Path $Legacy, $Segment | Export-FullStoryEvent
+        $reports.Count | Should -Be 2
+        ($reports | Measure-Object Rows -Sum).Sum | Should -Be 288
+        $reports[0].Table | Should -Be 'events'
+        $reports[0].Destination | Should -Be ('sqlite:' + (Join-Path $Dir 'fullstory.db'))
+        Join-Path $Dir 'fullstory.db' | Should -Exist
+    }
+
+    It 'skips batches already loaded, with a warning when everything was skipped' {
+        Receive-FullStoryEvent -Path $Legacy | Export-FullStoryEvents | Out-Null
+        $again = Receive-FullStoryEvent -Path $Legacy | Export-FullStoryEvent -WarningVariable warn -WarningAction SilentlyContinue
+        $again | Should -BeNullOrEmpty
+        "$warn" | Should -Match 'All 144 events were skipped'
+    }
+
+    It 'creates nothing under -WhatIf' {
+        Receive-FullStoryEvent -Path $Legacy | Export-FullStoryEvent -WhatIf -WarningAction SilentlyContinue | Should -BeNullOrEmpty
+        Join-Path $Dir 'fullstory.db' | Should -Not -Exist
+    }
+
+    It 'rolls back a batch when the pipeline stops early, so a rerun loads it whole' {
+        # Stop after the worker has begun the batch (table created, first custom var columns added) inside its transaction.
+        $seen = Receive-FullStoryEvent -Path $Legacy | Export-FullStoryEvent -CustomVarColumns -Verbose 4>&1 | Select-Object -First 8 | ForEach-Object { "$_" }
+        $seen -join "`n" | Should -Match 'Created table events'
+        $report = Receive-FullStoryEvent -Path $Legacy | Export-FullStoryEvent -CustomVarColumns
+        $report.Rows | Should -Be 144
+        $report.AlreadyLoaded | Should -BeFalse
+        $report.ColumnsAdded.Count | Should -Be 22 # the first attempt's ALTER TABLEs were rolled back with it
+    }
+
+    It 'refuses an empty table name with a stable error id' {
+        { Receive-FullStoryEvent -Path $Legacy | Export-FullStoryEvent -Table ' ' -ErrorAction Stop } |
+            Should -Throw -ErrorId 'FullStory.InvalidTable,FullStory.PowerShell.Commands.ExportFullStoryEventCommand'
+    }
+
+    It 'never shows a connection string password' {
+        $err = $null
+        Receive-FullStoryEvent -Path $Legacy | Export-FullStoryEvent -ConnectionString 'Server=nohost.invalid;Database=x;User Id=sa;Password=S3cr3tPw!;Connect Timeout=1' -ErrorVariable err -ErrorAction SilentlyContinue
+        $err | Should -Not -BeNullOrEmpty
+        ($err | Out-String) | Should -Not -Match 'S3cr3tPw'
+        $err[0].FullyQualifiedErrorId | Should -Match '^FullStory\.ExportFailed'
+    }
+}
