@@ -1,0 +1,56 @@
+using System.Diagnostics;
+using System.Text.Json;
+using FullStory.Engine.Events;
+using FullStory.Engine.Loading;
+
+// Usage: FullStory.Benchmarks <parse|sqlite> <file.json.gz> <label>
+// Prints one line: ROW {"Case":…,"Events":…,"Seconds":…,"EventsPerSecond":…,"PeakWorkingSetMB":…}
+if (args.Length < 3) { Console.Error.WriteLine("usage: FullStory.Benchmarks <parse|sqlite> <file> <label>"); return 2; }
+string mode = args[0], file = args[1], label = args[2];
+var sw = Stopwatch.StartNew();
+long events;
+string caseName;
+switch (mode)
+{
+    case "parse":
+    {
+        // Decompress and parse alone: the baseline the loader is measured against.
+        using var reader = new EventStreamReader(File.OpenRead(file), file, "bundle:1");
+        events = 0;
+        while (reader.TryRead(out _)) events++;
+        caseName = $"parse alone (gzip + Utf8JsonReader), {label}";
+        break;
+    }
+    case "sqlite":
+    {
+        string db = Path.Combine(Path.GetTempPath(), $"bench-{Guid.NewGuid():N}.db");
+        try
+        {
+            using var store = EventStoreFactory.OpenSqlite(db, new EventStoreOptions());
+            using var reader = new EventStreamReader(File.OpenRead(file), file, "bundle:1");
+            var report = store.LoadBatch(new BatchInfo("bundle:1"), reader.ReadAll(), () => reader.BytesRead);
+            events = report.Rows;
+        }
+        finally
+        {
+            foreach (var f in Directory.GetFiles(Path.GetTempPath(), Path.GetFileName(db) + "*")) File.Delete(f);
+        }
+        caseName = $"SQLite load (bundle to events table, one transaction), {label}";
+        break;
+    }
+    default:
+        Console.Error.WriteLine($"unknown mode {mode}");
+        return 2;
+}
+sw.Stop();
+using var self = Process.GetCurrentProcess();
+self.Refresh();
+Console.WriteLine("ROW " + JsonSerializer.Serialize(new
+{
+    Case = caseName,
+    Events = events,
+    Seconds = Math.Round(sw.Elapsed.TotalSeconds, 2),
+    EventsPerSecond = Math.Round(events / sw.Elapsed.TotalSeconds),
+    PeakWorkingSetMB = self.PeakWorkingSet64 / (1024 * 1024),
+}));
+return 0;

@@ -1,0 +1,138 @@
+<#
+.SYNOPSIS
+    Benchmarks the module against the script a user would otherwise write, on the same data in the same run,
+    and writes the figures with the machine they came from to benchmarks/results.md.
+.DESCRIPTION
+    Each case runs in a fresh pwsh process that reports its own events per second and peak working set.
+    Data comes from the local emulator: a small bundle for the comparisons (the naive script holds everything in memory)
+    and a bundle of about 1 GB decompressed for memory flatness.
+#>
+param(
+    [Parameter(Mandatory)] [string] $ModulePath,
+    [string] $Configuration = 'Release',
+    [int] $SmallEvents = 20000,
+    [int] $BigEvents = 750000,
+    [string] $ResultsPath = (Join-Path $PSScriptRoot 'results.md')
+)
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+$root = Split-Path $PSScriptRoot
+Import-Module (Join-Path $root 'tests/FullStory.Module.Tests/TestHelpers.psm1') -Force
+$work = Join-Path $root 'out/bench'
+Remove-Item $work -Recurse -Force -ErrorAction SilentlyContinue
+New-Item -ItemType Directory -Force $work | Out-Null
+
+function Get-Bundle([int] $Events, [string] $Name) {
+    $emulator = Start-TestEmulator -Arguments @('--bundles', '1', '--events-per-bundle', "$Events")
+    try {
+        $id = (Invoke-Emulator $emulator '/_emulator/dataset').bundles[0].Id
+        $file = Join-Path $work $Name
+        Invoke-WebRequest "$($emulator.BaseUri)api/v1/export/get?id=$id" -Headers @{ Authorization = "Basic $($emulator.ApiKey)" } -OutFile $file
+        $file
+    }
+    finally { Stop-TestEmulator $emulator }
+}
+
+# Runs $Body in a fresh pwsh; $Body must leave the number of events in $n. Returns seconds, events/s and peak working set.
+function Measure-Case([string] $Name, [string] $Body, [int] $Events) {
+    $script = @"
+`$ErrorActionPreference = 'Stop'; `$ProgressPreference = 'SilentlyContinue'
+Import-Module '$ModulePath'
+`$sw = [Diagnostics.Stopwatch]::StartNew()
+$Body
+`$sw.Stop()
+`$p = [Diagnostics.Process]::GetCurrentProcess(); `$p.Refresh()
+'RESULT ' + (@{ n = `$n; s = `$sw.Elapsed.TotalSeconds; peak = `$p.PeakWorkingSet64 } | ConvertTo-Json -Compress)
+"@
+    $r = Invoke-FreshPwsh -Script $script -TimeoutSeconds 3600
+    if ($r.ExitCode -ne 0) { throw "$Name failed: $($r.Errors)" }
+    $line = ($r.Output -split "`n" | Where-Object { $_ -like 'RESULT *' } | Select-Object -Last 1).Substring(7) | ConvertFrom-Json
+    if ([int64]$line.n -ne $Events) { throw "$Name counted $($line.n) events, expected $Events" }
+    $result = [pscustomobject]@{
+        Case = $Name; Events = [int64]$line.n; Seconds = [math]::Round($line.s, 2)
+        EventsPerSecond = [math]::Round($line.n / $line.s); PeakWorkingSetMB = [math]::Round($line.peak / 1MB)
+    }
+    Write-Host ($result | Format-Table -HideTableHeaders | Out-String).Trim()
+    $result
+}
+
+Write-Host "Generating bundles ($SmallEvents and $BigEvents events)..."
+$small = Get-Bundle $SmallEvents 'small.json.gz'
+$big = Get-Bundle $BigEvents 'big.json.gz'
+$bigDecompressed = & {
+    $gz = [IO.Compression.GZipStream]::new([IO.File]::OpenRead($big), [IO.Compression.CompressionMode]::Decompress)
+    try { $buf = [byte[]]::new(1MB); $t = 0L; while (($r = $gz.Read($buf, 0, $buf.Length)) -gt 0) { $t += $r }; $t } finally { $gz.Dispose() }
+}
+$csv = Join-Path $work 'out.csv'
+
+$results = @(
+    # The script a user would otherwise write: read it all, ConvertFrom-Json, then the pipeline.
+    Measure-Case 'naive: GZipStream + ConvertFrom-Json | Measure-Object' @"
+`$r = [IO.StreamReader]::new([IO.Compression.GZipStream]::new([IO.File]::OpenRead('$small'), [IO.Compression.CompressionMode]::Decompress))
+`$n = (`$r.ReadToEnd() | ConvertFrom-Json | Measure-Object).Count
+"@ $SmallEvents
+    Measure-Case 'module: Receive-FullStoryEvents -Path | Measure-Object' "`$n = (Receive-FullStoryEvents -Path '$small' | Measure-Object).Count" $SmallEvents
+    Measure-Case 'naive: GZipStream + ConvertFrom-Json | Export-Csv' @"
+`$r = [IO.StreamReader]::new([IO.Compression.GZipStream]::new([IO.File]::OpenRead('$small'), [IO.Compression.CompressionMode]::Decompress))
+`$r.ReadToEnd() | ConvertFrom-Json | Export-Csv '$csv'
+`$n = (Get-Content '$csv' | Measure-Object -Line).Lines - 1
+"@ $SmallEvents
+    Measure-Case 'module: Receive-FullStoryEvents -Path | Export-Csv' @"
+Receive-FullStoryEvents -Path '$small' | Export-Csv '$csv'
+`$n = [IO.File]::ReadLines('$csv').Count - 1
+"@ $SmallEvents
+    Measure-Case "module: Receive-FullStoryEvents -Path (1 GB) | Measure-Object" "`$n = (Receive-FullStoryEvents -Path '$big' | Measure-Object).Count" $BigEvents
+)
+$benchProject = Join-Path $PSScriptRoot 'FullStory.Benchmarks'
+& dotnet build $benchProject -c $Configuration -nologo -v q /clp:ErrorsOnly | Write-Host
+if ($LASTEXITCODE -ne 0) { throw 'The engine benchmarks did not build.' }
+$benchDll = Join-Path $benchProject "bin/$Configuration/net10.0/FullStory.Benchmarks.dll"
+$engineRows = foreach ($case in @(@('parse', $small, "$SmallEvents events"), @('sqlite', $small, "$SmallEvents events"), @('parse', $big, '1 GB'), @('sqlite', $big, '1 GB'))) {
+    $out = & dotnet $benchDll @case 2>&1
+    if ($LASTEXITCODE -ne 0) { throw "Engine benchmark $($case -join ' ') failed: $out" }
+    $row = ($out | Where-Object { $_ -like 'ROW *' } | Select-Object -Last 1).Substring(4) | ConvertFrom-Json
+    Write-Host ($row | Format-Table -HideTableHeaders | Out-String).Trim()
+    $row
+}
+
+$naive = $results | Where-Object Case -like 'naive*Measure*'
+$ours = $results | Where-Object Case -like 'module*-Path | Measure*'
+$naiveCsv = $results | Where-Object Case -like 'naive*Export-Csv'
+$oursCsv = $results | Where-Object Case -like 'module*Export-Csv'
+$oursBig = $results | Where-Object Case -like '*1 GB*'
+
+$cpu = if (Test-Path /proc/cpuinfo) { ((Get-Content /proc/cpuinfo | Where-Object { $_ -like 'model name*' } | Select-Object -First 1) -split ':', 2)[1].Trim() } else { $env:PROCESSOR_IDENTIFIER }
+$machine = "{0}, {1} cores, {2:N0} GiB memory, {3}, .NET {4}, PowerShell {5}" -f $cpu, [Environment]::ProcessorCount,
+    ((Get-Content /proc/meminfo -ErrorAction SilentlyContinue | Select-Object -First 1) -replace '\D', '') / 1MB,
+    [Runtime.InteropServices.RuntimeInformation]::OSDescription, [Environment]::Version, $PSVersionTable.PSVersion
+
+$lines = @(
+    '# Benchmark results'
+    ''
+    "Written by ``build.ps1 -Task Bench`` on $((Get-Date).ToUniversalTime().ToString('yyyy-MM-dd HH:mm')) UTC."
+    ''
+    "Machine: $machine. Shared and noisy: compare rows of the same run, not runs."
+    ''
+    "Data: emulator bundles of $SmallEvents events ($([math]::Round((Get-Item $small).Length / 1MB, 1)) MB gzip) and $BigEvents events ($([math]::Round((Get-Item $big).Length / 1MB)) MB gzip, $([math]::Round($bigDecompressed / 1GB, 2)) GB decompressed). Each PowerShell case runs in a fresh pwsh process."
+    ''
+    '## PowerShell pipeline (Receive-FullStoryEvents against the script a user would otherwise write)'
+    ''
+    '| case | events | seconds | events/s | peak working set (MB) |'
+    '|---|---:|---:|---:|---:|'
+) + ($results | ForEach-Object { "| $($_.Case) | $($_.Events) | $($_.Seconds) | $($_.EventsPerSecond) | $($_.PeakWorkingSetMB) |" }) + @(
+    ''
+    ("Speed-up over the naive script: **{0:N1}x** to Measure-Object, **{1:N1}x** to Export-Csv (goal: 20x). Peak working set on the ~1 GB bundle: **{2} MB** (goal: under 200 MB)." -f ($ours.EventsPerSecond / $naive.EventsPerSecond), ($oursCsv.EventsPerSecond / $naiveCsv.EventsPerSecond), $oursBig.PeakWorkingSetMB)
+    ''
+    '## Engine (no PowerShell): parse alone against bundle to SQLite'
+    ''
+    '| case | events | seconds | events/s | peak working set (MB) |'
+    '|---|---:|---:|---:|---:|'
+) + ($engineRows | ForEach-Object { "| $($_.Case) | $($_.Events) | $($_.Seconds) | $($_.EventsPerSecond) | $($_.PeakWorkingSetMB) |" })
+$parse = $engineRows | Where-Object Case -like 'parse*1 GB*'
+$load = $engineRows | Where-Object Case -like 'SQLite*1 GB*'
+if ($parse -and $load) {
+    $lines += ''
+    $lines += ("Bundle to SQLite runs at **{0:P0}** of the speed of decompressing and parsing alone (goal: at least 50%)." -f ($load.EventsPerSecond / $parse.EventsPerSecond))
+}
+$lines | Set-Content $ResultsPath
+Write-Host "Wrote $ResultsPath"
