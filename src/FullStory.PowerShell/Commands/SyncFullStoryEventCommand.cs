@@ -1,0 +1,183 @@
+using System.Management.Automation;
+using FullStory.Engine.Loading;
+using FullStory.Engine.Sync;
+using FullStory.PowerShell.Infrastructure;
+
+namespace FullStory.PowerShell.Commands;
+
+/// <summary>
+/// Sync-FullStoryEvent: one incremental replication run, for a scheduled task every 30 minutes (Stitch's job in one
+/// command). The first run loads everything since -Start (one year ago by default); later runs resume after what the
+/// destination's own sync-state table says is loaded, so the database is the bookmark. Each bundle (or Segment Export
+/// window) is loaded exactly once, in one transaction. Overlapping runs are safe: a run that finds another one going
+/// waits up to -LockWait, then ends with Outcome Skipped. Every run is recorded (Get-FullStorySyncHistory).
+/// Writes one summary object; a failed run then ends in a terminating error (FullStory.SyncFailed), so $? is false and
+/// `pwsh -File` exits non-zero.
+/// </summary>
+[Cmdlet(VerbsData.Sync, "FullStoryEvent", DefaultParameterSetName = SqliteSet)]
+[Alias("Sync-FullStoryEvents")]
+[OutputType(typeof(SyncSummary))]
+public sealed class SyncFullStoryEventCommand : FullStorySessionCmdlet
+{
+    internal const string SqliteSet = "Sqlite";
+    internal const string SqlServerSet = "SqlServer";
+    internal const string DefaultDatabaseFile = "fullstory.db";
+
+    /// <summary>The SQLite database file; created when missing. Default: fullstory.db in the current location.</summary>
+    [Parameter(Position = 0, ParameterSetName = SqliteSet)]
+    [Alias("Database")]
+    public string? Path { get; set; }
+
+    /// <summary>A SQL Server (or compatible) connection string. Its password is never shown.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = SqlServerSet)]
+    public string? ConnectionString { get; set; }
+
+    /// <summary>The table to load into (default events); created when missing.</summary>
+    [Parameter]
+    public string Table { get; set; } = "events";
+
+    /// <summary>SQL Server schema (default dbo); it must exist.</summary>
+    [Parameter(ParameterSetName = SqlServerSet)]
+    public string? Schema { get; set; }
+
+    /// <summary>Rows per SqlBulkCopy round trip (SQL Server). A batch always commits as a whole.</summary>
+    [Parameter]
+    [ValidateRange(1, 10_000_000)]
+    public int BatchSize { get; set; } = 10000;
+
+    /// <summary>Also give every custom var a typed column of its own; CustomVars keeps them all anyway.</summary>
+    [Parameter]
+    public SwitchParameter CustomVarColumns { get; set; }
+
+    /// <summary>Where the FIRST run starts (default: one year ago). Later runs continue from the destination's bookmark. A DateTime without a kind is taken as UTC.</summary>
+    [Parameter]
+    public DateTime? Start { get; set; }
+
+    /// <summary>Bundles (the legacy export, default) or SegmentExport (FullStory's current API, in time windows).</summary>
+    [Parameter]
+    public SyncApi Api { get; set; } = SyncApi.Bundles;
+
+    /// <summary>SegmentExport: the size of each window (one transaction each), aligned to -Start. Default one day.</summary>
+    [Parameter]
+    public TimeSpan WindowSize { get; set; } = TimeSpan.FromDays(1);
+
+    /// <summary>SegmentExport: only windows that ended at least this long ago are asked for (FullStory publishes about a day later). Default one day.</summary>
+    [Parameter]
+    public TimeSpan Lag { get; set; } = TimeSpan.FromDays(1);
+
+    /// <summary>SegmentExport: the segment to export (everyone = all data).</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string SegmentId { get; set; } = "everyone";
+
+    /// <summary>How long to wait for another run into the same table to finish before ending as Skipped. Default 0: do not wait. E.g. (New-TimeSpan -Minutes 10).</summary>
+    [Parameter]
+    public TimeSpan LockWait { get; set; } = TimeSpan.Zero;
+
+    /// <summary>Keep every raw download in this folder exactly as received (replay with Receive-FullStoryEvent -Path).</summary>
+    [Parameter]
+    public string? OutDirectory { get; set; }
+
+    protected override void EndProcessing()
+    {
+        SyncDestination destination = null!;
+        try { destination = SyncDestinations.Resolve(this, ParameterSetName, Path, ConnectionString, Table, Schema, BatchSize, CustomVarColumns); }
+        catch (InvalidDestinationException ex) { ThrowTerminatingError(Error(ex.InnerException!, ex.ErrorId, ErrorCategory.InvalidArgument, ex.Target, ex.Action)); }
+        if (WindowSize <= TimeSpan.Zero)
+            ThrowTerminatingError(Error(new ArgumentException("-WindowSize must be positive, e.g. (New-TimeSpan -Days 1)."), "FullStory.InvalidArgument", ErrorCategory.InvalidArgument, WindowSize));
+        if (Lag < TimeSpan.Zero || LockWait < TimeSpan.Zero)
+            ThrowTerminatingError(Error(new ArgumentException("-Lag and -LockWait must not be negative."), "FullStory.InvalidArgument", ErrorCategory.InvalidArgument, null));
+        if (Api == SyncApi.Bundles) GetFullStoryBundleCommand.WarnLegacyOnce(this);
+
+        var messenger = new PipelineMessenger(this, 3, $"Syncing FullStory events ({Api})");
+        destination.StoreOptions.Log = messenger.Verbose;
+        var options = new SyncOptions
+        {
+            Api = Api,
+            Start = Start is { } s ? AsUtc(s) : null,
+            WindowSize = WindowSize,
+            Lag = Lag,
+            SegmentId = SegmentId,
+            LockWait = LockWait,
+            ArchiveDirectory = OutDirectory is null ? null : GetUnresolvedProviderPathFromPSPath(OutDirectory),
+            Progress = p => messenger.Progress(
+                p.BatchKey is null ? p.Activity : $"{p.BatchKey} (batch {p.BatchNumber} of {p.BatchCount}): {p.Rows:N0} rows", p.PercentComplete, force: p.Rows == 0),
+        };
+
+        SyncSummary summary;
+        try
+        {
+            summary = new SyncEngine(CurrentSession, destination, options, messenger.Observer).Run(CancellationToken);
+        }
+        finally
+        {
+            messenger.Complete();
+        }
+
+        // Ctrl+C: the engine recorded Outcome Cancelled; PowerShell is stopping the pipeline and takes no more output.
+        if (CancellationToken.IsCancellationRequested) return;
+
+        if (summary.Outcome == "Skipped" && summary.Message is not null) WriteWarning(summary.Message);
+        WriteObject(summary);
+        if (summary.Outcome == "Failed")
+        {
+            ThrowTerminatingError(Error(new InvalidOperationException($"Sync-FullStoryEvent failed (run {summary.RunId}): {summary.Error}"),
+                "FullStory.SyncFailed", ErrorCategory.NotSpecified, summary.Destination,
+                "See the summary and Get-FullStorySyncHistory; the next run retries the batch that failed and never loads a batch twice."));
+        }
+    }
+}
+
+/// <summary>Destination parameters shared by Sync-FullStoryEvent and Get-FullStorySyncHistory (as Export-FullStoryEvent takes them).</summary>
+internal static class SyncDestinations
+{
+    public static SyncDestination Resolve(PSCmdlet cmdlet, string parameterSet, string? path, string? connectionString, string table, string? schema,
+        int batchSize, bool customVarColumns)
+    {
+        var options = new EventStoreOptions { Schema = schema, BatchSize = batchSize, CustomVarColumns = customVarColumns };
+        try
+        {
+            options.Table = Identifiers.ValidateName(table, "Table");
+            SyncDestination destination;
+            if (parameterSet == SyncFullStoryEventCommand.SqlServerSet)
+            {
+                destination = SyncDestination.SqlServer(connectionString!, options);
+            }
+            else
+            {
+                string resolved = cmdlet.SessionState.Path.GetUnresolvedProviderPathFromPSPath(path ?? SyncFullStoryEventCommand.DefaultDatabaseFile, out var provider, out _);
+                if (!string.Equals(provider.Name, "FileSystem", StringComparison.OrdinalIgnoreCase))
+                    throw new NotSupportedException($"'{path ?? SyncFullStoryEventCommand.DefaultDatabaseFile}' is on the {provider.Name} provider; the database must be a file (run from a file system location or pass -Path).");
+                destination = SyncDestination.Sqlite(resolved, options);
+            }
+            // Validates the table, schema and connection string now (nothing is opened or created yet).
+            destination.OpenStore().Dispose();
+            return destination;
+        }
+        catch (ArgumentException ex) when (ex.ParamName is "Table" or "Schema")
+        {
+            throw Terminate(cmdlet, ex, ex.ParamName == "Table" ? "FullStory.InvalidTable" : "FullStory.InvalidSchema", ex.ParamName == "Table" ? table : schema,
+                $"Pass another -{ex.ParamName}.");
+        }
+        catch (ArgumentException ex) when (ex.ParamName == "connectionString")
+        {
+            throw Terminate(cmdlet, ex, "FullStory.InvalidConnectionString", null,
+                "Check -ConnectionString, e.g. 'Server=host;Database=db;Integrated Security=true;TrustServerCertificate=true'.");
+        }
+        catch (Exception ex) when (ex is ArgumentException or NotSupportedException or IOException)
+        {
+            throw Terminate(cmdlet, ex, "FullStory.InvalidPath", path, "Pass -Path with a file system path for the database file.");
+        }
+    }
+
+    private static Exception Terminate(PSCmdlet cmdlet, Exception ex, string id, object? target, string action) =>
+        new InvalidDestinationException(ex, id, target, action);
+}
+
+/// <summary>A destination parameter that cannot work; the cmdlet turns it into a terminating error with <see cref="ErrorId"/>.</summary>
+internal sealed class InvalidDestinationException(Exception inner, string errorId, object? target, string action) : Exception(inner.Message, inner)
+{
+    public string ErrorId { get; } = errorId;
+    public object? Target { get; } = target;
+    public string Action { get; } = action;
+}
