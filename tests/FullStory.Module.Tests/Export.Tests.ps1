@@ -62,3 +62,48 @@ Describe 'Export-FullStoryEvent' {
         $err[0].FullyQualifiedErrorId | Should -Match '^FullStory\.ExportFailed'
     }
 }
+
+Describe 'Export-FullStoryEvent with bundles from the pipeline (the fast path)' {
+    BeforeAll {
+        $script:FastEmulator = Start-TestEmulator -Arguments @('--bundles', '4', '--events-per-bundle', '300')
+        Connect-FullStory -ApiKey $FastEmulator.ApiKey -BaseUri $FastEmulator.BaseUri -RetryDelay '00:00:00.05' -WarningAction SilentlyContinue
+        $script:FastDb = Join-Path ([IO.Path]::GetTempPath()) "fast-$([guid]::NewGuid()).db"
+    }
+    AfterAll { Stop-TestEmulator $FastEmulator; Disconnect-FullStory; Remove-Item "$FastDb*" -ErrorAction SilentlyContinue }
+
+    It 'downloads, parses and loads each bundle once, and skips loaded ones without downloading them' {
+        Invoke-Emulator $FastEmulator '/_emulator/faults' -Method Post -Body @(@{ Endpoint = 'get'; Kind = 'Truncate'; AfterBytes = 4000; Times = 1 }) | Out-Null
+        $reports = Get-FullStoryBundle -Start 2000-01-01 -WarningAction SilentlyContinue | Export-FullStoryEvents -Path $FastDb
+        $reports.Count | Should -Be 4
+        ($reports | Measure-Object Rows -Sum).Sum | Should -Be 1200
+        $reports[0].Bytes | Should -BeGreaterThan 0
+        $gets = (Invoke-Emulator $FastEmulator '/_emulator/stats').endpointCounts.get
+        $gets | Should -Be 5 # four bundles, one of them twice after the cut-off body
+
+        $again = Get-FullStoryBundle -Start 2000-01-01 -WarningAction SilentlyContinue | Export-FullStoryEvents -Path $FastDb -WarningAction SilentlyContinue
+        $again | Should -BeNullOrEmpty
+        (Invoke-Emulator $FastEmulator '/_emulator/stats').endpointCounts.get | Should -Be $gets
+        (Receive-FullStoryEvent -Path (Join-Path (Get-RepoRoot) 'tests/data/samples/bundle-legacy-fields.json') | Export-FullStoryEvent -Path $FastDb).Rows | Should -Be 144
+    }
+    It 'lands the same rows as the pipeline path' {
+        $viaEvents = Join-Path ([IO.Path]::GetTempPath()) "events-$([guid]::NewGuid()).db"
+        try {
+            Get-FullStoryBundle -Start 2000-01-01 -WarningAction SilentlyContinue | Receive-FullStoryEvent | Export-FullStoryEvent -Path $viaEvents | Out-Null
+            $q = "select count(*) || '|' || sum(UserId % 1000003) || '|' || group_concat(EventStart || coalesce(CustomVars, '') || _fs_batch, ';') from (select * from events where _fs_batch like 'bundle:%' order by _fs_batch, EventStart, UserId, PageId, CustomVars)"
+            $fast = Invoke-SqliteQuery -Path $FastDb -Query $q
+            $slow = Invoke-SqliteQuery -Path $viaEvents -Query $q
+            $fast | Should -BeLike '1200|*'
+            $slow | Should -Be $fast
+        }
+        finally { Remove-Item "$viaEvents*" -ErrorAction SilentlyContinue }
+    }
+    It 'needs a session for bundles' {
+        Disconnect-FullStory
+        try {
+            $bundle = Get-FullStoryBundle -Session (Connect-FullStory -ApiKey $FastEmulator.ApiKey -BaseUri $FastEmulator.BaseUri -PassThru) -Start 2000-01-01 -WarningAction SilentlyContinue | Select-Object -First 1
+            Disconnect-FullStory
+            { $bundle | Export-FullStoryEvent -Path $FastDb -ErrorAction Stop } | Should -Throw -ExpectedMessage '*Connect-FullStory*'
+        }
+        finally { Connect-FullStory -ApiKey $FastEmulator.ApiKey -BaseUri $FastEmulator.BaseUri -RetryDelay '00:00:00.05' }
+    }
+}

@@ -73,4 +73,20 @@ function Invoke-DependencyCheck {
     $assembly.GetType('FullStory.Engine.Diagnostics.DependencyCheck', $true)::Run()
 }
 
+# Runs a query on a SQLite file with the Microsoft.Data.Sqlite the module loaded (reached by reflection: it lives in the
+# module's private load context); returns the first column of the first row.
+function Invoke-SqliteQuery {
+    param([string] $Path, [string] $Query)
+    $sqlite = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'Microsoft.Data.Sqlite' } | Select-Object -First 1
+    if (-not $sqlite) { throw 'Microsoft.Data.Sqlite is not loaded yet: run a module command that uses SQLite first.' }
+    $connection = [Activator]::CreateInstance($sqlite.GetType('Microsoft.Data.Sqlite.SqliteConnection', $true), @("Data Source=$Path;Mode=ReadOnly"))
+    try {
+        $connection.Open()
+        $command = $connection.CreateCommand()
+        $command.CommandText = $Query
+        $command.ExecuteScalar()
+    }
+    finally { $connection.Dispose() }
+}
+
 Export-ModuleMember -Function *

@@ -1,7 +1,9 @@
 using System.Collections.Concurrent;
 using System.Management.Automation;
+using FullStory.Engine.Api;
 using FullStory.Engine.Events;
 using FullStory.Engine.Loading;
+using FullStory.Engine.Sync;
 using FullStory.PowerShell.Infrastructure;
 
 namespace FullStory.PowerShell.Commands;
@@ -33,6 +35,8 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
 {
     private const string SqliteSet = "Sqlite";
     private const string SqlServerSet = "SqlServer";
+    private const string SqliteBundleSet = "SqliteBundle";
+    private const string SqlServerBundleSet = "SqlServerBundle";
     private const string DefaultDatabaseFile = "fullstory.db";
     private const int QueueBound = 1000;
     private static readonly TimeSpan PumpInterval = TimeSpan.FromMilliseconds(50);
@@ -53,13 +57,33 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
     [AllowEmptyCollection]
     public FullStoryEvent[]? InputObject { get; set; }
 
+    /// <summary>
+    /// Bundles, usually piped from Get-FullStoryBundle: the fast path. Each is downloaded, parsed and bulk-loaded in one
+    /// transaction without a PowerShell object per event; a bundle already loaded is not downloaded at all.
+    /// </summary>
+    [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = SqliteBundleSet)]
+    [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = SqlServerBundleSet)]
+    public FullStoryBundle[]? Bundle { get; set; }
+
+    /// <summary>The session for downloading bundles; by default the one Connect-FullStory made.</summary>
+    [Parameter(ParameterSetName = SqliteBundleSet)]
+    [Parameter(ParameterSetName = SqlServerBundleSet)]
+    public FullStorySession? Session { get; set; }
+
+    /// <summary>Keep every raw bundle download in this folder exactly as received (bundle input only).</summary>
+    [Parameter(ParameterSetName = SqliteBundleSet)]
+    [Parameter(ParameterSetName = SqlServerBundleSet)]
+    public string? OutDirectory { get; set; }
+
     /// <summary>The SQLite database file; created when missing. Default: fullstory.db in the current location.</summary>
     [Parameter(Position = 0, ParameterSetName = SqliteSet)]
+    [Parameter(Position = 0, ParameterSetName = SqliteBundleSet)]
     [Alias("Database")]
     public string? Path { get; set; }
 
     /// <summary>A SQL Server (or compatible) connection string. Its password is never shown.</summary>
     [Parameter(Mandatory = true, ParameterSetName = SqlServerSet)]
+    [Parameter(Mandatory = true, ParameterSetName = SqlServerBundleSet)]
     public string? ConnectionString { get; set; }
 
     /// <summary>The table to load into; created when missing, with missing columns added.</summary>
@@ -68,6 +92,7 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
 
     /// <summary>SQL Server schema (default dbo); it must exist.</summary>
     [Parameter(ParameterSetName = SqlServerSet)]
+    [Parameter(ParameterSetName = SqlServerBundleSet)]
     public string? Schema { get; set; }
 
     /// <summary>Rows per SqlBulkCopy round trip (SQL Server). A batch always commits as a whole.</summary>
@@ -115,7 +140,7 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
 
         try
         {
-            if (ParameterSetName == SqlServerSet)
+            if (ParameterSetName is SqlServerSet or SqlServerBundleSet)
             {
                 store = EventStoreFactory.OpenSqlServer(ConnectionString!, options);
             }
@@ -153,6 +178,11 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
 
     protected override void ProcessRecord()
     {
+        if (Bundle is not null)
+        {
+            LoadBundles(Bundle);
+            return;
+        }
         if (InputObject is null) return;
         try
         {
@@ -186,6 +216,7 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
             AbandonBatch();
             throw new PipelineStoppedException();
         }
+        messenger?.Complete();
         if (eventsSeen > 0 && eventsSkipped == eventsSeen && errors == 0)
             WriteWarning($"All {eventsSeen} events were skipped: their batches are already loaded into {tableName} (or were not confirmed). Nothing was written.");
     }
@@ -239,6 +270,55 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
         batch.Queue = queue;
         batch.Worker = Task.Run(() => store.LoadBatch(new BatchInfo(key), queue.GetConsumingEnumerable(token), null, token), token);
         return batch;
+    }
+
+    private BatchLoader? bundleLoader;
+    private PipelineMessenger? messenger;
+
+    /// <summary>The fast path: each bundle downloaded and loaded by the engine's BatchLoader, on the pipeline thread.</summary>
+    private void LoadBundles(FullStoryBundle[] bundles)
+    {
+        if (bundleLoader is null)
+        {
+            ActiveSession = Session ?? DefaultSessionStore.Get();
+            if (ActiveSession is null)
+                ThrowTerminatingError(Error(new InvalidOperationException("There is no FullStory session to download the bundles. Run Connect-FullStory -ApiKey <key> first, or pass -Session."),
+                    "FullStory.NotConnected", ErrorCategory.ConnectionError, null));
+            messenger = new PipelineMessenger(this, 3, $"Loading FullStory bundles into {tableName}");
+            var m = messenger;
+            bundleLoader = new BatchLoader(ActiveSession!, store!, messenger.Observer)
+            {
+                ArchiveDirectory = OutDirectory is null ? null : GetUnresolvedProviderPathFromPSPath(OutDirectory),
+                RowProgress = (key, rows) => m.Progress($"{key}: {rows:N0} rows"),
+            };
+        }
+        foreach (var bundle in bundles)
+        {
+            if (bundle is null) continue;
+            if (!ShouldProcess(store!.Destination, $"Load {bundle.BatchKey} into table {tableName}")) continue;
+            try
+            {
+                var report = bundleLoader.LoadBundle(bundle, abort!.Token);
+                messenger!.Drain();
+                if (report.AlreadyLoaded) { eventsSkipped++; Verbose($"{bundle.BatchKey} is already loaded into {tableName}; not downloaded."); }
+                else WriteObject(report);
+            }
+            catch (OperationCanceledException) when (abort!.IsCancellationRequested)
+            {
+                throw new PipelineStoppedException();
+            }
+            catch (SchemaChangeDeclinedException declined)
+            {
+                Verbose($"{bundle.BatchKey} not loaded: '{declined.Change}' was not confirmed.");
+            }
+            catch (Exception ex) when (ex is not PipelineStoppedException)
+            {
+                messenger!.Drain();
+                // Download failures say what FullStory did; anything else is a failed load, rolled back whole.
+                if (ex is FullStoryApiException or EventDataException) { errors++; WriteError(ToErrorRecord(ex, bundle)); }
+                else WriteError(ExportError(ex, bundle.BatchKey));
+            }
+        }
     }
 
     /// <summary>Hands one event to the batch's worker, pumping the worker's requests while the queue is full.</summary>
