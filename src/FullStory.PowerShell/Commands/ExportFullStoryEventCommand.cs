@@ -88,6 +88,7 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
 
     /// <summary>The table to load into; created when missing, with missing columns added.</summary>
     [Parameter]
+    [ArgumentCompleter(typeof(Completers.TableCompleter))]
     public string Table { get; set; } = "events";
 
     /// <summary>SQL Server schema (default dbo); it must exist.</summary>
@@ -140,7 +141,9 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
 
         try
         {
-            if (ParameterSetName is SqlServerSet or SqlServerBundleSet)
+            // Decided by the bound destination, not ParameterSetName: with pipeline input the set is not chosen
+            // until the first object arrives, after BeginProcessing.
+            if (ConnectionString is not null)
             {
                 store = EventStoreFactory.OpenSqlServer(ConnectionString!, options);
             }

@@ -25,6 +25,7 @@ public sealed class GetFullStorySyncHistoryCommand : FullStoryCmdletBase
 
     /// <summary>Only the runs into this table (all tables of the database when not given).</summary>
     [Parameter]
+    [ArgumentCompleter(typeof(Completers.TableCompleter))]
     public string? Table { get; set; }
 
     /// <summary>SQL Server schema of -Table (default dbo).</summary>

@@ -27,8 +27,9 @@ public sealed class ReceiveFullStoryEventCommand : FullStorySessionCmdlet
     [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = BundleSet)]
     public FullStoryBundle[]? Bundle { get; set; }
 
-    /// <summary>Bundle ids to download.</summary>
-    [Parameter(Mandatory = true, Position = 0, ParameterSetName = IdSet)]
+    /// <summary>Bundle ids to download; also bound from the Id property of piped objects (e.g. rows of a saved bundle list).
+    /// FullStoryBundle objects bind to -Bundle instead (by value, first).</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = IdSet)]
     public long[]? Id { get; set; }
 
     /// <summary>Start of the Segment Export window (EventStart at or after it). A DateTime without a kind is taken as UTC.</summary>
@@ -42,6 +43,7 @@ public sealed class ReceiveFullStoryEventCommand : FullStorySessionCmdlet
     /// <summary>The segment to export: everyone (all data) or a saved segment's id.</summary>
     [Parameter(ParameterSetName = ExportSet)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(Completers.SegmentIdCompleter))]
     public string SegmentId { get; set; } = "everyone";
 
     /// <summary>Files to read, with wildcards: bundles or exports as FullStory delivers them (.json.gz, .json, .ndjson).</summary>

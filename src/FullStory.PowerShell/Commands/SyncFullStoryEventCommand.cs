@@ -34,6 +34,7 @@ public sealed class SyncFullStoryEventCommand : FullStorySessionCmdlet
 
     /// <summary>The table to load into (default events); created when missing.</summary>
     [Parameter]
+    [ArgumentCompleter(typeof(Completers.TableCompleter))]
     public string Table { get; set; } = "events";
 
     /// <summary>SQL Server schema (default dbo); it must exist.</summary>
@@ -68,6 +69,7 @@ public sealed class SyncFullStoryEventCommand : FullStorySessionCmdlet
     /// <summary>SegmentExport: the segment to export (everyone = all data).</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(Completers.SegmentIdCompleter))]
     public string SegmentId { get; set; } = "everyone";
 
     /// <summary>How long to wait for another run into the same table to finish before ending as Skipped. Default 0: do not wait. E.g. (New-TimeSpan -Minutes 10).</summary>
