@@ -36,6 +36,9 @@ function Assert-That([bool] $Condition, [string] $Message) {
     Write-Host "  ok: $Message"
 }
 
+# Formatted output at a fixed width: under a redirected stdout (build.ps1, CI) pwsh would wrap tables at 80 columns.
+function Show { $input | Out-String -Width 220 | ForEach-Object TrimEnd | Write-Host }
+
 function Write-Section([string] $Title) { Write-Host ''; Write-Host "== $Title ==" }
 
 $emulator = $null
@@ -67,7 +70,7 @@ try {
     Write-Section 'First run: Sync-FullStoryEvents -Path out/demo/fullstory.db -Start 2020-01-01 -OutDirectory out/demo/raw'
     # -Start reaches back to the real sample (August 2020); without it the first run starts one year ago.
     $first = Sync-FullStoryEvents -Path $db -Start '2020-01-01' -OutDirectory $raw
-    $first | Format-List RunId, Outcome, Batches, Rows, Bytes, Retries, DataThrough, Lag, IsUpToDate, Destination, Error | Out-Host
+    $first | Format-List RunId, Outcome, Batches, Rows, Bytes, Retries, DataThrough, Lag, IsUpToDate, Destination, Error | Show
     Assert-That ($first.Outcome -eq 'Succeeded') 'the first run succeeded'
     Assert-That ($first.Batches -eq @($dataset.bundles).Count) "the first run loaded all $(@($dataset.bundles).Count) bundles"
     Assert-That ($first.Rows -eq $expectedRows) "the first run loaded $expectedRows rows, one per event"
@@ -75,12 +78,12 @@ try {
 
     Write-Section 'Second run (what the scheduled task does every 30 minutes): nothing new'
     $second = Sync-FullStoryEvents -Path $db -Start '2020-01-01' -OutDirectory $raw
-    $second | Format-List RunId, Outcome, Batches, Rows, DataThrough, IsUpToDate, Message | Out-Host
+    $second | Format-List RunId, Outcome, Batches, Rows, DataThrough, IsUpToDate, Message | Show
     Assert-That ($second.Outcome -eq 'Succeeded' -and $second.Batches -eq 0 -and $second.Rows -eq 0) 'the second run loaded nothing twice'
 
     Write-Section 'Run history: Get-FullStorySyncHistory -Path out/demo/fullstory.db'
     $history = @(Get-FullStorySyncHistory -Path $db)
-    $history | Format-Table RunId, StartedAt, Outcome, Api, Table, Batches, Rows, Bytes, Retries, DataThrough -AutoSize | Out-Host
+    $history | Format-Table RunId, StartedAt, Outcome, Api, Table, Batches, Rows, Bytes, Retries, DataThrough -AutoSize | Show
     Assert-That ($history.Count -eq 2) 'two runs recorded, newest first'
     Assert-That ((($history | Measure-Object Rows -Sum).Sum) -eq $expectedRows) 'the history accounts for every row exactly once'
 
@@ -88,7 +91,7 @@ try {
     $events = @(Receive-FullStoryEvent -Path (Join-Path $raw '*.json*'))
     Assert-That ($events.Count -eq $expectedRows) "the archive holds the $expectedRows events loaded"
     $byType = $events | Group-Object EventType | Sort-Object Count -Descending | Select-Object @{ n = 'EventType'; e = { $_.Name } }, Count
-    $byType | Format-Table -AutoSize | Out-Host
+    $byType | Format-Table -AutoSize | Show
 
     $sqlite3 = Get-Command sqlite3 -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
     if ($sqlite3) {
@@ -114,7 +117,7 @@ try {
     $session.Group | Sort-Object { $_.EventStart.Value } | Select-Object -First 15 |
         Format-Table @{ n = 'EventStart'; e = { $_.EventStart } }, EventType, @{ n = 'PageUrl'; e = { $_.PageUrl } },
             @{ n = 'EventTargetText'; e = { $t = $_.EventTargetText; if ($t.Length -gt 40) { $t.Substring(0, 40) + '…' } else { $t } } } -AutoSize |
-        Out-Host
+        Show
     Assert-That ($session.Count -gt 0) 'a session with clicks and changes was found'
 
     Write-Host ''
