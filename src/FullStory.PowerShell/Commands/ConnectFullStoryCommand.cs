@@ -78,6 +78,8 @@ public sealed class ConnectFullStoryCommand : FullStoryCmdletBase
         }
 
         ActiveSession = session;
+        DebugInvocation();
+        Debug($"Key source: {(ParameterSetName == CredentialSet ? "-Credential" : ApiKey is not null ? "-ApiKey" : "$env:" + ApiKeyVariable)}; region {session.Region}{(Region is null ? " (from the key)" : " (-Region)")}; API {session.ApiBaseUri}; export {session.ExportBaseUri}.");
         DefaultSessionStore.Remove()?.Dispose();
         DefaultSessionStore.Set(session);
         Verbose($"Connected: {session}.");

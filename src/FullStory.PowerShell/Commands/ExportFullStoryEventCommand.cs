@@ -119,6 +119,7 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
 
     protected override void BeginProcessing()
     {
+        DebugInvocation();
         pipelineThread = Environment.CurrentManagedThreadId;
         abort = CancellationTokenSource.CreateLinkedTokenSource(CancellationToken);
 
@@ -292,7 +293,7 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
             bundleLoader = new BatchLoader(ActiveSession!, store!, messenger.Observer)
             {
                 ArchiveDirectory = OutDirectory is null ? null : GetUnresolvedProviderPathFromPSPath(OutDirectory),
-                RowProgress = (key, rows) => m.Progress($"{key}: {rows:N0} rows"),
+                RowProgress = (key, rows) => m.Progress(() => $"{key}: {rows:N0} rows"),
             };
         }
         foreach (var bundle in bundles)

@@ -39,6 +39,7 @@ public sealed class GetFullStorySyncHistoryCommand : FullStoryCmdletBase
 
     protected override void EndProcessing()
     {
+        DebugInvocation();
         SyncDestination destination = null!;
         try
         {

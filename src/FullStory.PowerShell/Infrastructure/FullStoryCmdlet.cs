@@ -33,6 +33,27 @@ public abstract class FullStoryCmdletBase : PSCmdlet, IDisposable
 
     protected void Debug(string message) => WriteDebug(Redact(message));
 
+    /// <summary>Debug: the command, its parameter set and bound parameters (secrets shown as (hidden), the key redacted).</summary>
+    protected void DebugInvocation()
+    {
+        var parts = MyInvocation.BoundParameters.Select(p => $"-{p.Key} " + (p.Key == "ConnectionString" && p.Value is string cs
+            ? "'" + System.Text.RegularExpressions.Regex.Replace(cs, @"(?i)\b(password|pwd)\s*=\s*(""[^""]*""|'[^']*'|[^;]*)", "$1=****") + "'"
+            : DescribeForDebug(p.Value)));
+        Debug($"{MyInvocation.MyCommand.Name} [{ParameterSetName}] {string.Join(" ", parts)}".TrimEnd());
+    }
+
+    private static string DescribeForDebug(object? value) => value switch
+    {
+        null => "$null",
+        System.Security.SecureString or PSCredential => "(hidden)",
+        SwitchParameter s => s.IsPresent ? "" : ":$false",
+        DateTime d => d.ToString("o", System.Globalization.CultureInfo.InvariantCulture) + $" ({d.Kind})",
+        string str => "'" + str + "'",
+        System.Collections.IEnumerable list => string.Join(",", list.Cast<object?>().Take(10).Select(DescribeForDebug)),
+        IFormattable f => f.ToString(null, System.Globalization.CultureInfo.InvariantCulture),
+        _ => value.ToString() ?? "",
+    };
+
     /// <summary>An ErrorRecord with a stable id, the key redacted from its message, and advice on what to do.</summary>
     protected ErrorRecord Error(Exception exception, string errorId, ErrorCategory category, object? target = null, string? recommendedAction = null)
     {
@@ -80,6 +101,8 @@ public abstract class FullStorySessionCmdlet : FullStoryCmdletBase
     protected override void BeginProcessing()
     {
         ActiveSession = Session ?? DefaultSessionStore.Get();
+        DebugInvocation();
+        if (ActiveSession is not null) Debug($"Using {(Session is null ? "the default session" : "-Session")}: {ActiveSession}; retries: {ActiveSession.Retry.MaxAttempts} attempts from {ActiveSession.Retry.BaseDelay}, export polls every {ActiveSession.Retry.PollInterval}.");
         if (ActiveSession is null && RequiresSession)
         {
             ThrowTerminatingError(new ErrorRecord(
