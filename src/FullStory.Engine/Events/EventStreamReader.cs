@@ -96,22 +96,28 @@ public sealed class EventStreamReader : IDisposable
 
     private bool TryParseObject(out FullStoryEvent ev)
     {
-        ev = null!;
+        // One pass: parse straight from the buffer. If the object is cut by the end of the buffer, the parser says so
+        // and the object is parsed again once more data is in (rare: one event per buffer refill).
         var span = buffer.AsSpan(start, end - start);
-        var scan = new Utf8JsonReader(span, isFinalBlock: false, default);
+        var reader = new Utf8JsonReader(span, isFinalBlock: false, default);
+        FullStoryEvent? parsed;
         try
         {
-            scan.Read();
-            if (!scan.TrySkip()) return false;
+            reader.Read(); // the '{' seen by the caller
+            parsed = parser.TryParse(ref reader, span);
         }
         catch (JsonException ex)
         {
             throw Malformed(ex.Message.Split(" Path:")[0], ex.BytePositionInLine ?? 0, ex);
         }
-        int length = (int)scan.BytesConsumed;
-        ev = parser.Parse(buffer.AsSpan(start, length));
+        if (parsed is null)
+        {
+            ev = null!;
+            return false;
+        }
+        ev = parsed;
         ev.Source = sourceTag;
-        start += length;
+        start += (int)reader.BytesConsumed;
         return true;
     }
 

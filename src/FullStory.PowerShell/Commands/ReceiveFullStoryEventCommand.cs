@@ -130,12 +130,13 @@ public sealed class ReceiveFullStoryEventCommand : FullStorySessionCmdlet
         long before = eventsWritten;
         try
         {
-            foreach (var e in source())
+            // Download and parse on a worker thread while this one writes to the pipeline: the two overlap.
+            foreach (var e in ReadAhead.Buffered(source(), cancellationToken: CancellationToken))
             {
                 messenger!.Drain();
                 WriteObject(e);
                 eventsWritten++;
-                messenger.Progress($"{what}: {eventsWritten - before:N0} events");
+                messenger.Progress(() => $"{what}: {eventsWritten - before:N0} events");
             }
         }
         catch (Exception ex) when (!IsStopping(ex) && ex is not PipelineStoppedException)

@@ -1,0 +1,51 @@
+# A process killed in the middle of a load (SIGKILL, not a polite stop) leaves no partial bundle; running again ends
+# with exactly the right rows.
+BeforeAll {
+    Import-Module "$PSScriptRoot/TestHelpers.psm1" -Force
+    $script:ModulePath = Get-TestModulePath
+    Import-Module $ModulePath -Force
+    Invoke-DependencyCheck | Out-Null # loads Microsoft.Data.Sqlite for Invoke-SqliteQuery
+}
+
+Describe 'A load killed mid-bundle' {
+    It 'leaves only whole bundles, and a rerun loads exactly the rest' {
+        $emulator = Start-TestEmulator -Arguments @('--bundles', '3', '--events-per-bundle', '4000')
+        $db = Join-Path ([IO.Path]::GetTempPath()) "crash-$([guid]::NewGuid()).db"
+        try {
+            $bundles = (Invoke-Emulator $emulator '/_emulator/dataset').bundles
+            # The second bundle trickles in, so the kill lands while its transaction is open.
+            Invoke-Emulator $emulator '/_emulator/faults' -Method Post -Body @(@{ Endpoint = 'get'; BundleId = $bundles[1].Id; Kind = 'Slow'; BytesPerSecond = 40000; Times = 1 }) | Out-Null
+            $script = "Import-Module '$ModulePath'; Connect-FullStory -ApiKey '$($emulator.ApiKey)' -BaseUri '$($emulator.BaseUri)'; Get-FullStoryBundle -Start 2000-01-01 | Export-FullStoryEvents -Path '$db'"
+            $exe = [Environment]::ProcessPath
+            $psi = [System.Diagnostics.ProcessStartInfo]::new($exe)
+            if ([IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') { $psi.ArgumentList.Add((Join-Path $PSHOME 'pwsh.dll')) }
+            foreach ($a in '-NoProfile', '-NonInteractive', '-Command', $script) { $psi.ArgumentList.Add($a) }
+            $psi.RedirectStandardOutput = $true; $psi.UseShellExecute = $false
+            $p = [System.Diagnostics.Process]::Start($psi)
+            $deadline = [DateTime]::UtcNow.AddSeconds(60)
+            do {
+                Start-Sleep -Milliseconds 200
+                $served = (Invoke-Emulator $emulator '/_emulator/stats').requests | Where-Object { $_.endpoint -eq 'get' -and $_.bundleId -eq $bundles[1].Id }
+            } until ($served -or [DateTime]::UtcNow -gt $deadline)
+            Start-Sleep -Milliseconds 1500   # well inside the slow download: rows of bundle 2 are in the open transaction
+            $p.HasExited | Should -BeFalse
+            $p.Kill($true)
+            $p.WaitForExit()
+
+            Invoke-SqliteQuery -Path $db -Query 'select count(*) from events' | Should -Be 4000
+            Invoke-SqliteQuery -Path $db -Query "select group_concat(batch_key) from fullstory_sync_state" | Should -Be "bundle:$($bundles[0].Id)"
+
+            Invoke-Emulator $emulator '/_emulator/reset' -Method Post | Out-Null
+            Connect-FullStory -ApiKey $emulator.ApiKey -BaseUri $emulator.BaseUri -WarningAction SilentlyContinue
+            $reports = Get-FullStoryBundle -Start 2000-01-01 -WarningAction SilentlyContinue | Export-FullStoryEvents -Path $db
+            $reports.BatchKey | Should -Be @("bundle:$($bundles[1].Id)", "bundle:$($bundles[2].Id)")
+            Invoke-SqliteQuery -Path $db -Query 'select count(*) from events' | Should -Be 12000
+            Invoke-SqliteQuery -Path $db -Query 'select count(*) from (select _fs_batch, count(*) c from events group by _fs_batch having c = 4000)' | Should -Be 3
+        }
+        finally {
+            Stop-TestEmulator $emulator
+            Disconnect-FullStory
+            Remove-Item "$db*" -ErrorAction SilentlyContinue
+        }
+    }
+}
