@@ -1,0 +1,163 @@
+# Get-Help for every cmdlet and about_FullStory, from the compiled help of the packaged module; every example runs
+# against the emulator and its output is checked.
+BeforeDiscovery {
+    Import-Module "$PSScriptRoot/TestHelpers.psm1" -Force
+    Import-Module (Get-TestModulePath) -Force
+    $script:Cmdlets = @((Get-Module FullStory).ExportedCmdlets.Keys | Sort-Object)
+    # Examples that cannot run here, with the reason (shown as the skip reason of their test).
+    $script:NotRunnable = @{
+        'Export-FullStoryEvent/4'    = 'needs a SQL Server (no server on the build machines)'
+        'Sync-FullStoryEvent/3'      = 'Register-ScheduledTask: Windows Task Scheduler only, and it changes the machine'
+        'Sync-FullStoryEvent/4'      = 'needs a SQL Server (no server on the build machines)'
+        'Get-FullStorySyncHistory/3' = 'needs a SQL Server (no server on the build machines)'
+    }
+    $script:Examples = foreach ($c in $Cmdlets) {
+        $i = 0
+        foreach ($e in (Get-Help $c -Full).examples.example) {
+            $i++
+            $key = "$c/$i"
+            @{ Key = $key; Cmdlet = $c; Number = $i; Code = [string]$e.code; Title = ([string]$e.title).Trim(' -'); Skip = $NotRunnable.ContainsKey($key); Reason = $NotRunnable[$key] }
+        }
+    }
+}
+
+BeforeAll {
+    Import-Module "$PSScriptRoot/TestHelpers.psm1" -Force
+    Import-Module (Get-TestModulePath) -Force
+    $script:Common = [System.Management.Automation.PSCmdlet]::CommonParameters + [System.Management.Automation.PSCmdlet]::OptionalCommonParameters
+}
+
+Describe 'Get-Help <_>' -ForEach $Cmdlets {
+    BeforeAll {
+        $script:Name = $_
+        $script:Help = Get-Help $Name -Full
+        $script:Text = $Help | Out-String -Width 200
+    }
+    It 'comes from the compiled help file, with a synopsis and a description' {
+        $Help.Synopsis | Should -Not -BeNullOrEmpty
+        $Help.Synopsis | Should -Not -Match "^\s*$Name\s" -Because 'a generated stub shows the syntax as the synopsis'
+        ($Help.description.Text -join ' ').Length | Should -BeGreaterThan 80
+        $Text | Should -Match 'DESCRIPTION'
+    }
+    It 'describes every parameter' {
+        $params = @((Get-Command $Name).Parameters.Keys | Where-Object { $_ -notin $Common })
+        foreach ($p in $params) {
+            $entry = $Help.parameters.parameter | Where-Object Name -eq $p
+            $entry | Should -Not -BeNullOrEmpty -Because "-$p must be in the help"
+            ($entry.description.Text -join ' ').Trim().Length | Should -BeGreaterThan 10 -Because "-$p needs a description"
+            $Text | Should -Match "-$p\b"
+        }
+    }
+    It 'has at least two examples, each with code and an explanation' {
+        @($Help.examples.example).Count | Should -BeGreaterOrEqual 2
+        foreach ($e in $Help.examples.example) {
+            $e.code | Should -Not -BeNullOrEmpty
+            ($e.remarks.Text -join ' ').Trim() | Should -Not -BeNullOrEmpty
+        }
+    }
+    It 'states its inputs and outputs, matching [OutputType], and links related topics' {
+        $Help.inputTypes.inputType | Should -Not -BeNullOrEmpty
+        $outputs = @($Help.returnValues.returnValue.type.name)
+        $declared = @((Get-Command $Name).OutputType.Name | Where-Object { $_ -ne 'System.Void' })
+        foreach ($t in $declared) { $outputs | Should -Contain $t }
+        @($Help.relatedLinks.navigationLink.linkText) | Should -Contain 'about_FullStory'
+    }
+}
+
+Describe 'Get-Help about_FullStory' {
+    It 'shows the topic: getting started, scheduling, the table schema and a session timeline' {
+        $text = Get-Help about_FullStory | Out-String
+        $text | Should -Match 'about_FullStory'
+        foreach ($heading in 'SHORT DESCRIPTION', 'GETTING STARTED', 'SCHEDULING', 'THE TABLE SCHEMA', "QUERYING ONE SESSION'S TIMELINE") {
+            $text | Should -Match ([regex]::Escape($heading))
+        }
+        foreach ($word in 'fullstory_sync_state', 'fullstory_sync_runs', 'datetime2(3)', '_fs_batch', 'Register-ScheduledTask', 'WHERE SessionId') {
+            $text | Should -Match ([regex]::Escape($word))
+        }
+    }
+    It 'lists every column of the events table, and of the sync tables' {
+        $assembly = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'FullStory.Engine' } | Select-Object -First 1
+        $columns = @($assembly.GetType('FullStory.Engine.Loading.EventTableModel', $true)::FixedColumns | ForEach-Object Name)
+        $columns.Count | Should -BeGreaterThan 60
+        $text = Get-Help about_FullStory | Out-String
+        foreach ($c in $columns) { $text | Should -Match "\b$([regex]::Escape($c))\b" -Because "column $c is in the events table" }
+        foreach ($c in 'batch_key', 'range_start', 'range_end', 'row_count', 'byte_count', 'loaded_at', 'run_id', 'started_at', 'ended_at', 'outcome', 'retries', 'data_through', 'host') {
+            $text | Should -Match "\b$c\b"
+        }
+    }
+}
+
+Describe 'The examples run against the emulator' {
+    BeforeAll {
+        $script:Emulator = Start-TestEmulator -Arguments @('--bundles', '4', '--events-per-bundle', '60', '--pending-polls', '1')
+        # What the examples expect a user to have: the key in the environment, a base URI; Connect-FullStory pointed
+        # at the emulator (a user's would go to FullStory), with short retry and poll delays.
+        $script:SavedKey = $env:FULLSTORY_API_KEY
+        $env:FULLSTORY_API_KEY = $Emulator.ApiKey
+        $global:BaseUri = $Emulator.BaseUri
+        $global:PSDefaultParameterValues['Connect-FullStory:BaseUri'] = $Emulator.BaseUri
+        $global:PSDefaultParameterValues['Connect-FullStory:PollInterval'] = [timespan]'00:00:00.05'
+        $global:PSDefaultParameterValues['Connect-FullStory:RetryDelay'] = [timespan]'00:00:00.05'
+
+        # What each example produces, checked: $r.Output (pipeline), $r.Streams (all other records), $r.Dir (its folder).
+        $script:Checks = @{
+            'Connect-FullStory/1'        = { param($r) $s = @($r.Output)[-1]; $s.GetType().Name | Should -Be 'FullStorySession'; $s.MaskedApiKey | Should -Match '\*\*\*\*' }
+            'Connect-FullStory/2'        = { param($r) $s = @($r.Output)[-1]; $s.Retry.MaxAttempts | Should -Be 10; $s.Retry.BaseDelay | Should -Be ([timespan]::FromSeconds(2)); (Get-FullStorySession).ConnectedAt | Should -Be $s.ConnectedAt }
+            'Connect-FullStory/3'        = { param($r) @($r.Output)[-1].GetType().Name | Should -Be 'FullStorySession' }
+            'Connect-FullStory/4'        = { param($r) $s = @($r.Output)[-1]; $s.ApiBaseUri.AbsoluteUri | Should -Be $Emulator.BaseUri; $s.Retry.PollInterval | Should -Be ([timespan]::FromSeconds(1)) }
+            'Disconnect-FullStory/1'     = { param($r) @($r.Output).Count | Should -Be 0; ($r.Streams | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }).Message | Should -Match 'Disconnected'; Get-FullStorySession -ErrorAction SilentlyContinue | Should -BeNullOrEmpty }
+            'Disconnect-FullStory/2'     = { param($r) @($r.Output)[0].Count | Should -Be 4; Get-FullStorySession -ErrorAction SilentlyContinue | Should -BeNullOrEmpty }
+            'Get-FullStorySession/1'     = { param($r) $text = $r.Output | Out-String; $text | Should -Match 'Region\s+ApiBaseUri\s+ApiKey'; $text | Should -Not -Match ([regex]::Escape($Emulator.ApiKey)) }
+            'Get-FullStorySession/2'     = { param($r) @($r.Output)[0].MaxAttempts | Should -Be 6 }
+            'Get-FullStoryBundle/1'      = { param($r) @($r.Output).Count | Should -Be 4; @($r.Output)[0].GetType().Name | Should -Be 'FullStoryBundle' }
+            'Get-FullStoryBundle/2'      = { param($r) @($r.Output).Count | Should -Be 3; @($r.Streams | Where-Object { $_ -is [System.Management.Automation.WarningRecord] }).Count | Should -Be 0 }
+            'Get-FullStoryBundle/3'      = { param($r) ($r.Output | Measure-Object Count -Sum).Sum | Should -Be 60; @($r.Output)[0].Name | Should -Not -BeNullOrEmpty }
+            'Receive-FullStoryEvent/1'   = { param($r) @(Import-Csv (Join-Path $r.Dir 'events.csv')).Count | Should -Be 240 }
+            'Receive-FullStoryEvent/2'   = { param($r) @($r.Output).Count | Should -BeGreaterThan 0; $r.Output.EventType | Select-Object -Unique | Should -Be 'click'; $r.Output[0].Source | Should -BeLike 'export:everyone:*' }
+            'Receive-FullStoryEvent/3'   = { param($r) @($r.Output)[-1].Count | Should -Be 240; @(Get-ChildItem (Join-Path $r.Dir 'archive') -Filter '*.json.gz').Count | Should -Be 4 }
+            'Receive-FullStoryEvent/4'   = { param($r) $g = @($r.Output); $g.Count | Should -Be 2; ($g | ForEach-Object Count) | Should -Be @(60, 60); $g[0].Name | Should -BeLike 'bundle:*' }
+            'Receive-FullStoryEvent/5'   = { param($r) ($r.Output | Out-String) | Should -Match 'EventStart\s+EventType\s+PageUrl' }
+            'Export-FullStoryEvent/1'    = { param($r) $o = @($r.Output); $o.Count | Should -Be 4; ($o | Measure-Object Rows -Sum).Sum | Should -Be 240; $o[0].GetType().Name | Should -Be 'LoadReport' }
+            'Export-FullStoryEvent/2'    = { param($r) $o = @($r.Output); $o.Count | Should -BeGreaterThan 0; $o[0].Table | Should -Be 'clicks'; Test-Path (Join-Path $r.Dir 'clicks.db') | Should -BeTrue }
+            'Export-FullStoryEvent/3'    = { param($r) @($r.Output).Count | Should -Be 0; Test-Path (Join-Path $r.Dir 'preview.db') | Should -BeFalse }
+            'Sync-FullStoryEvent/1'      = { param($r) $o = @($r.Output); $o.Count | Should -Be 2; $o.Outcome | Should -Be @('Succeeded', 'Succeeded'); $o[0].Rows | Should -Be 240; $o[1].Rows | Should -Be 0 }
+            'Sync-FullStoryEvent/2'      = { param($r) $o = @($r.Output)[-1]; $o.Outcome | Should -Be 'Succeeded'; $o.Api | Should -Be 'SegmentExport'; $o.Batches | Should -BeGreaterThan 0; $o.Rows | Should -BeGreaterThan 0 }
+            'Get-FullStorySyncHistory/1' = { param($r) $o = @($r.Output); $o.Count | Should -Be 1; $o[0].Outcome | Should -Be 'Succeeded'; ($r.Output | Out-String) | Should -Match 'RunId\s+StartedAt\s+Outcome' }
+            'Get-FullStorySyncHistory/2' = { param($r) @($r.Output)[-1].Rows | Should -Be 240; @($r.Streams | Where-Object { $_ -is [System.Management.Automation.WarningRecord] }).Count | Should -Be 0 }
+        }
+        # What the examples of a cmdlet assume already exists (in their folder).
+        $script:Setup = @{
+            'Get-FullStorySyncHistory' = { Sync-FullStoryEvent -Path fullstory.db -WarningAction SilentlyContinue | Out-Null }
+        }
+    }
+    AfterAll {
+        Stop-TestEmulator $Emulator
+        Disconnect-FullStory
+        $env:FULLSTORY_API_KEY = $SavedKey
+        foreach ($k in 'BaseUri', 'PollInterval', 'RetryDelay') { $global:PSDefaultParameterValues.Remove("Connect-FullStory:$k") }
+        Remove-Variable BaseUri -Scope Global -ErrorAction SilentlyContinue
+    }
+
+    It '<Key>: <Title>' -ForEach $Examples {
+        if ($Skip) { Set-ItResult -Skipped -Because $Reason; return }
+        $Checks.ContainsKey($Key) | Should -BeTrue -Because "every runnable example needs a check in Help.Tests.ps1 (or a reason it cannot run)"
+        $dir = Join-Path ([IO.Path]::GetTempPath()) "fs-example-$([guid]::NewGuid())"
+        New-Item -ItemType Directory $dir | Out-Null
+        Push-Location $dir
+        try {
+            Connect-FullStory
+            if ($Setup.ContainsKey($Cmdlet)) { & $Setup[$Cmdlet] }
+            $all = & ([scriptblock]::Create($Code)) *>&1
+            $errors = @($all | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] })
+            $errors | Should -BeNullOrEmpty -Because "the example must run cleanly: $($errors | Out-String)"
+            $isRecord = { $_ -is [System.Management.Automation.VerboseRecord] -or $_ -is [System.Management.Automation.WarningRecord] -or $_ -is [System.Management.Automation.InformationRecord] -or $_ -is [System.Management.Automation.DebugRecord] }
+            $streams = @($all | Where-Object $isRecord)
+            $output = @($all | Where-Object { $_ -isnot [System.Management.Automation.ErrorRecord] -and -not (& $isRecord) })
+            & $Checks[$Key] ([pscustomobject]@{ Output = $output; Streams = $streams; Dir = $dir })
+        }
+        finally {
+            Pop-Location
+            Remove-Item $dir -Recurse -Force -ErrorAction SilentlyContinue
+        }
+    }
+}
