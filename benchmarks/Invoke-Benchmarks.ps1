@@ -10,7 +10,7 @@
 param(
     [Parameter(Mandatory)] [string] $ModulePath,
     [string] $Configuration = 'Release',
-    [int] $SmallEvents = 20000,
+    [int] $SmallEvents = 100000,
     [int] $BigEvents = 750000,
     [string] $ResultsPath = (Join-Path $PSScriptRoot 'results.md')
 )
@@ -33,8 +33,9 @@ function Get-Bundle([int] $Events, [string] $Name) {
     finally { Stop-TestEmulator $emulator }
 }
 
-# Runs $Body in a fresh pwsh; $Body must leave the number of events in $n. Returns seconds, events/s and peak working set.
-function Measure-Case([string] $Name, [string] $Body, [int] $Events) {
+# Runs $Body in a fresh pwsh, timed; then $Count (untimed) must leave the number of events in $n.
+# Returns seconds, events/s and the process's peak working set.
+function Measure-Case([string] $Name, [string] $Body, [int] $Events, [string] $Count = '') {
     $script = @"
 `$ErrorActionPreference = 'Stop'; `$ProgressPreference = 'SilentlyContinue'
 Import-Module '$ModulePath'
@@ -42,6 +43,7 @@ Import-Module '$ModulePath'
 $Body
 `$sw.Stop()
 `$p = [Diagnostics.Process]::GetCurrentProcess(); `$p.Refresh()
+$Count
 'RESULT ' + (@{ n = `$n; s = `$sw.Elapsed.TotalSeconds; peak = `$p.PeakWorkingSet64 } | ConvertTo-Json -Compress)
 "@
     $r = Invoke-FreshPwsh -Script $script -TimeoutSeconds 3600
@@ -75,12 +77,8 @@ $results = @(
     Measure-Case 'naive: GZipStream + ConvertFrom-Json | Export-Csv' @"
 `$r = [IO.StreamReader]::new([IO.Compression.GZipStream]::new([IO.File]::OpenRead('$small'), [IO.Compression.CompressionMode]::Decompress))
 `$r.ReadToEnd() | ConvertFrom-Json | Export-Csv '$csv'
-`$n = (Get-Content '$csv' | Measure-Object -Line).Lines - 1
-"@ $SmallEvents
-    Measure-Case 'module: Receive-FullStoryEvents -Path | Export-Csv' @"
-Receive-FullStoryEvents -Path '$small' | Export-Csv '$csv'
-`$n = [IO.File]::ReadLines('$csv').Count - 1
-"@ $SmallEvents
+"@ $SmallEvents "`$n = (Import-Csv '$csv' | Measure-Object).Count"
+    Measure-Case 'module: Receive-FullStoryEvents -Path | Export-Csv' "Receive-FullStoryEvents -Path '$small' | Export-Csv '$csv'" $SmallEvents "`$n = (Import-Csv '$csv' | Measure-Object).Count"
     Measure-Case "module: Receive-FullStoryEvents -Path (1 GB) | Measure-Object" "`$n = (Receive-FullStoryEvents -Path '$big' | Measure-Object).Count" $BigEvents
 )
 $benchProject = Join-Path $PSScriptRoot 'FullStory.Benchmarks'
