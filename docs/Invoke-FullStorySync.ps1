@@ -40,7 +40,10 @@ param(
     [string] $OutDirectory,
 
     # Import the module from here instead of $env:PSModulePath (e.g. C:\FullStory\FullStory\FullStory.psd1).
-    [string] $ModulePath = 'FullStory'
+    [string] $ModulePath = 'FullStory',
+
+    # Send requests through this base URI instead of FullStory's hosts (an https proxy; the tests' local emulator).
+    [uri] $BaseUri
 )
 
 $ErrorActionPreference = 'Stop'
@@ -49,12 +52,14 @@ $ProgressPreference = 'SilentlyContinue'   # no progress bars in a log file
 try {
     Import-Module $ModulePath
 
+    $connect = @{}
+    if ($BaseUri) { $connect.BaseUri = $BaseUri }
     if ($SecretName) {
         Import-Module Microsoft.PowerShell.SecretManagement
-        Connect-FullStory -ApiKey (Get-Secret -Name $SecretName)          # a SecureString; never written anywhere
+        Connect-FullStory -ApiKey (Get-Secret -Name $SecretName) @connect  # a SecureString; never written anywhere
     }
     elseif ($env:FULLSTORY_API_KEY) {
-        Connect-FullStory                                                  # reads $env:FULLSTORY_API_KEY
+        Connect-FullStory @connect                                         # reads $env:FULLSTORY_API_KEY
     }
     else {
         throw 'No FullStory API key: pass -SecretName (SecretManagement) or set FULLSTORY_API_KEY for the account that runs the task.'
