@@ -33,13 +33,15 @@ public abstract class FullStoryCmdletBase : PSCmdlet, IDisposable
 
     protected void Debug(string message) => WriteDebug(Redact(message));
 
-    /// <summary>Debug: the command, its parameter set and bound parameters (secrets shown as (hidden), the key redacted).</summary>
+    /// <summary>Debug: the command, its parameter set (unless pipeline input is still to bind) and bound parameters (secrets shown as (hidden), the key redacted).</summary>
     protected void DebugInvocation()
     {
         var parts = MyInvocation.BoundParameters.Select(p => $"-{p.Key} " + (p.Key == "ConnectionString" && p.Value is string cs
             ? "'" + System.Text.RegularExpressions.Regex.Replace(cs, @"(?i)\b(password|pwd)\s*=\s*(""[^""]*""|'[^']*'|[^;]*)", "$1=****") + "'"
             : DescribeForDebug(p.Value)));
-        Debug($"{MyInvocation.MyCommand.Name} [{ParameterSetName}] {string.Join(" ", parts)}".TrimEnd());
+        // With pipeline input the parameter set is only known once the input binds, after BeginProcessing.
+        string set = MyInvocation.ExpectingInput ? "[with pipeline input]" : $"[{ParameterSetName}]";
+        Debug($"{MyInvocation.MyCommand.Name} {set} {string.Join(" ", parts)}".TrimEnd());
     }
 
     private static string DescribeForDebug(object? value) => value switch
