@@ -87,6 +87,28 @@ Describe 'Get-Help about_FullStory' {
     }
 }
 
+Describe 'Build-Help' {
+    It 'fails the build when a cmdlet parameter has no description, or the markdown describes one that does not exist' {
+        $docs = Join-Path ([IO.Path]::GetTempPath()) "fs-docs-$([guid]::NewGuid())"
+        Copy-Item (Join-Path (Get-RepoRoot) 'docs/help') $docs -Recurse
+        try {
+            $file = Join-Path $docs 'Sync-FullStoryEvent.md'
+            $md = (Get-Content -Raw $file) -replace '(?s)### -Lag\r?\n.*?(?=### -SegmentId)', ''
+            $md = $md -replace '### -LockWait', "### -Retries`
+No such parameter.`
+`
+### -LockWait"
+            Set-Content -LiteralPath $file -Value $md
+            $builder = Join-Path (Get-RepoRoot) 'module/build/Build-Help.ps1'
+            $r = Invoke-FreshPwsh -Script "& '$builder' -SourceDirectory '$docs' -ModuleDirectory '$(Split-Path (Get-TestModulePath))'; exit 0`n"
+            $r.ExitCode | Should -Not -Be 0
+            $r.Errors + $r.Output | Should -Match 'Sync-FullStoryEvent: parameter -Lag has no description'
+            $r.Errors + $r.Output | Should -Match 'describes -Retries, which the cmdlet does not have'
+        }
+        finally { Remove-Item $docs -Recurse -Force -ErrorAction SilentlyContinue }
+    }
+}
+
 Describe 'The examples run against the emulator' {
     BeforeAll {
         $script:Emulator = Start-TestEmulator -Arguments @('--bundles', '4', '--events-per-bundle', '60', '--pending-polls', '1')
