@@ -100,9 +100,9 @@ $oursCsv = $results | Where-Object Case -like 'module*Export-Csv'
 $oursBig = $results | Where-Object Case -like '*1 GB*'
 
 $cpu = if (Test-Path /proc/cpuinfo) { ((Get-Content /proc/cpuinfo | Where-Object { $_ -like 'model name*' } | Select-Object -First 1) -split ':', 2)[1].Trim() } else { $env:PROCESSOR_IDENTIFIER }
-$machine = "{0}, {1} cores, {2:N0} GiB memory, {3}, .NET {4}, PowerShell {5}" -f $cpu, [Environment]::ProcessorCount,
-    ((Get-Content /proc/meminfo -ErrorAction SilentlyContinue | Select-Object -First 1) -replace '\D', '') / 1MB,
-    [Runtime.InteropServices.RuntimeInformation]::OSDescription, [Environment]::Version, $PSVersionTable.PSVersion
+$memoryGiB = [math]::Round([double]((Get-Content /proc/meminfo -ErrorAction SilentlyContinue | Select-Object -First 1) -replace '\D', '') / 1MB)
+$machine = '{0}, {1} cores, {2} GiB memory, {3}, .NET {4}, PowerShell {5}' -f @($cpu, [Environment]::ProcessorCount, $memoryGiB,
+    [Runtime.InteropServices.RuntimeInformation]::OSDescription, [Environment]::Version, $PSVersionTable.PSVersion)
 
 $lines = @(
     '# Benchmark results'
