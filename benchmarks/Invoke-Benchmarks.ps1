@@ -117,7 +117,7 @@ $lines = @(
     ''
     '| case | events | seconds | events/s | peak working set (MB) |'
     '|---|---:|---:|---:|---:|'
-) + ($results | ForEach-Object { "| $($_.Case) | $($_.Events) | $($_.Seconds) | $($_.EventsPerSecond) | $($_.PeakWorkingSetMB) |" }) + @(
+) + ($results | ForEach-Object { "| $($_.Case -replace '\|', '\|') | $($_.Events) | $($_.Seconds) | $($_.EventsPerSecond) | $($_.PeakWorkingSetMB) |" }) + @(
     ''
     ("Speed-up over the naive script: **{0:N1}x** to Measure-Object, **{1:N1}x** to Export-Csv (goal: 20x). Peak working set on the ~1 GB bundle: **{2} MB** (goal: under 200 MB)." -f ($ours.EventsPerSecond / $naive.EventsPerSecond), ($oursCsv.EventsPerSecond / $naiveCsv.EventsPerSecond), $oursBig.PeakWorkingSetMB)
     ''

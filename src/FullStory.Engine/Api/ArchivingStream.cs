@@ -7,7 +7,7 @@ namespace FullStory.Engine.Api;
 /// (to .json.gz or .json, by the gzip magic bytes) only once the body has been read to its end, so an archive
 /// never holds a cut-off download and can be replayed with Receive-FullStoryEvent -Path.
 /// </summary>
-internal sealed class ArchivingStream : Stream
+internal sealed class ArchivingStream : ReadOnlyStream
 {
     private readonly Stream inner;
     private readonly string basePath;
@@ -27,8 +27,6 @@ internal sealed class ArchivingStream : Stream
     }
 
     public string? CompletedPath { get; private set; }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
@@ -64,13 +62,4 @@ internal sealed class ArchivingStream : Stream
         base.Dispose(disposing);
     }
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

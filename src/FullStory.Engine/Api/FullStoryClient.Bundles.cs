@@ -98,23 +98,13 @@ public sealed partial class FullStoryClient
     }
 
     /// <summary>Owns the response so disposing the reader releases the connection.</summary>
-    private sealed class ResponseStream(HttpResponseMessage response, Stream inner) : Stream
+    private sealed class ResponseStream(HttpResponseMessage response, Stream inner) : ReadOnlyStream
     {
-        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
         public override int Read(Span<byte> buffer) => inner.Read(buffer);
         protected override void Dispose(bool disposing)
         {
             if (disposing) { inner.Dispose(); response.Dispose(); }
             base.Dispose(disposing);
         }
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

@@ -19,6 +19,15 @@ public sealed record SegmentExportRequest(DateTimeOffset Start, DateTimeOffset E
 
     internal static string Iso(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
+    /// <summary>Where this window's raw download is archived in <paramref name="directory"/> (the extension is added once the format is known).</summary>
+    public string? ArchiveBase(string? directory)
+    {
+        if (directory is null) return null;
+        var invalid = Path.GetInvalidFileNameChars();
+        string segment = new(SegmentId.Select(c => invalid.Contains(c) || c is ':' or '/' or '\\' ? '_' : c).ToArray());
+        return Path.Combine(directory, $"export-{segment}-{Start.UtcDateTime:yyyyMMddTHHmmssZ}-{End.UtcDateTime:yyyyMMddTHHmmssZ}");
+    }
+
     public override string ToString() => $"segment '{SegmentId}' from {Iso(Start)} to {Iso(End)}";
 }
 
@@ -152,15 +161,8 @@ public sealed partial class FullStoryClient
     {
         observer ??= OperationObserver.None;
         var o = observer;
-        string? archiveBase = archiveDirectory is null ? null
-            : Path.Combine(archiveDirectory, $"export-{Sanitize(request.SegmentId)}-{request.Start.UtcDateTime:yyyyMMddTHHmmssZ}-{request.End.UtcDateTime:yyyyMMddTHHmmssZ}");
+        string? archiveBase = request.ArchiveBase(archiveDirectory);
         return new ResumableEventStream(token => OpenExportDownload(searchExportId, request.BatchKey, archiveBase, o, token),
             ResiliencePolicies.ForBodies(session.Retry, observer, $"export {searchExportId}"), $"export {searchExportId}", cancellationToken);
-    }
-
-    private static string Sanitize(string name)
-    {
-        var invalid = Path.GetInvalidFileNameChars();
-        return new string(name.Select(c => invalid.Contains(c) || c is ':' or '/' or '\\' ? '_' : c).ToArray());
     }
 }

@@ -1,11 +1,9 @@
 namespace FullStory.Engine.Events;
 
 /// <summary>A read-only stream that first returns bytes already read from another stream (to sniff its format), then the rest of it.</summary>
-internal sealed class PrefixedStream(byte[] prefix, int prefixLength, Stream inner) : Stream
+internal sealed class PrefixedStream(byte[] prefix, int prefixLength, Stream inner) : ReadOnlyStream
 {
     private int position;
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
@@ -34,13 +32,4 @@ internal sealed class PrefixedStream(byte[] prefix, int prefixLength, Stream inn
         base.Dispose(disposing);
     }
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

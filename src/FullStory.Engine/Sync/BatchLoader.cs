@@ -64,8 +64,7 @@ public sealed class BatchLoader
         string operationId = client.StartSegmentExport(request, observer, cancellationToken);
         observer.Log($"Started the export of {request} as operation {operationId}.");
         string exportId = client.WaitForExport(operationId, observer, cancellationToken);
-        string? archiveBase = ArchiveDirectory is null ? null
-            : Path.Combine(ArchiveDirectory, $"export-{Sanitize(request.SegmentId)}-{request.Start.UtcDateTime:yyyyMMddTHHmmssZ}-{request.End.UtcDateTime:yyyyMMddTHHmmssZ}");
+        string? archiveBase = request.ArchiveBase(ArchiveDirectory);
         return LoadWithRetries(batch, $"export {exportId} ({request})",
             token => client.OpenExportDownload(exportId, request.BatchKey, archiveBase, observer, token), cancellationToken);
     }
@@ -107,11 +106,5 @@ public sealed class BatchLoader
             }
             progress(key, n);
         }
-    }
-
-    private static string Sanitize(string name)
-    {
-        var invalid = Path.GetInvalidFileNameChars();
-        return new string(name.Select(c => invalid.Contains(c) || c is ':' or '/' or '\\' ? '_' : c).ToArray());
     }
 }

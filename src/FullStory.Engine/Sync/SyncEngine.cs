@@ -140,17 +140,7 @@ public sealed class SyncEngine
             .Where(b => !keys.Contains(b.BatchKey))
             .ToList();
         Log(todo.Count == 0 ? "No new bundle: the destination is up to date with FullStory." : $"{todo.Count} new bundle(s) to load: {todo[0]} to {todo[^1]}.");
-        batchCount = todo.Count;
-        for (int i = 0; i < todo.Count; i++)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            batchNumber = i + 1;
-            Report(todo[i].BatchKey, 0);
-            LoadReport report;
-            try { report = loader.LoadBundle(todo[i], cancellationToken); }
-            catch (Exception ex) when (ex is not OperationCanceledException) { throw new BatchFailedException(todo[i].ToString(), ex); }
-            Loaded(report, store, summary, run);
-        }
+        LoadInOrder(todo, b => b.BatchKey, b => loader.LoadBundle(b, cancellationToken), store, summary, run, cancellationToken);
     }
 
     private void SyncWindows(BatchLoader loader, IEventStore store, IReadOnlyList<LoadedBatch> loaded, SyncSummary summary, SyncRunRecord run, CancellationToken cancellationToken)
@@ -176,15 +166,22 @@ public sealed class SyncEngine
             if (!keys.Contains(request.BatchKey)) todo.Add(request);
         }
         Log(todo.Count == 0 ? "No newly completed window: the destination is up to date." : $"{todo.Count} window(s) to load: {todo[0]} to {todo[^1]}.");
+        LoadInOrder(todo, w => w.BatchKey, w => loader.LoadExport(w, cancellationToken), store, summary, run, cancellationToken);
+    }
+
+    /// <summary>Loads batches oldest first and stops at the first failure, so the loaded data never has a hole.</summary>
+    private void LoadInOrder<T>(IReadOnlyList<T> todo, Func<T, string> key, Func<T, LoadReport> load, IEventStore store, SyncSummary summary,
+        SyncRunRecord run, CancellationToken cancellationToken) where T : notnull
+    {
         batchCount = todo.Count;
         for (int i = 0; i < todo.Count; i++)
         {
             cancellationToken.ThrowIfCancellationRequested();
             batchNumber = i + 1;
-            Report(todo[i].BatchKey, 0);
+            Report(key(todo[i]), 0);
             LoadReport report;
-            try { report = loader.LoadExport(todo[i], cancellationToken); }
-            catch (Exception ex) when (ex is not OperationCanceledException) { throw new BatchFailedException(todo[i].ToString(), ex); }
+            try { report = load(todo[i]); }
+            catch (Exception ex) when (ex is not OperationCanceledException) { throw new BatchFailedException(todo[i].ToString()!, ex); }
             Loaded(report, store, summary, run);
         }
     }
