@@ -22,7 +22,9 @@ Describe 'Scheduled Sync-FullStoryEvents' {
 `$ErrorActionPreference = 'Stop'
 Import-Module '$ModulePath'
 Connect-FullStory -BaseUri '$($Emulator.BaseUri)' -RetryDelay 00:00:00.05 -MaxAttempts 2
-Sync-FullStoryEvents -Path '$Db' -Start 2000-01-01 $Extra -WarningAction SilentlyContinue | Select-Object Outcome, Batches, Rows, Error | ConvertTo-Json -Compress
+# The summary is written before the terminating error of a failed run: keep it with -OutVariable and print it either way.
+try { Sync-FullStoryEvents -Path '$Db' -Start 2000-01-01 $Extra -WarningAction SilentlyContinue -OutVariable summary | Out-Null }
+finally { `$summary | Select-Object Outcome, Batches, Rows, Error | ConvertTo-Json -Compress }
 "@
             $r = Invoke-FreshPwsh -Script $script -Environment @{ FULLSTORY_API_KEY = $Emulator.ApiKey }
             $json = ($r.Output -split "`n" | Where-Object { $_ -like '{*' } | Select-Object -Last 1)
@@ -70,6 +72,7 @@ Sync-FullStoryEvents -Path '$Db' -Start 2000-01-01 $Extra -WarningAction Silentl
         (Get-FullStorySyncHistory -Path $Db).Count | Should -Be 4
     }
     It 'runs the documented task script end to end, and fails it cleanly without a key' {
+        Invoke-Emulator $Emulator '/_emulator/faults' -Method Delete | Out-Null
         $taskDb = Join-Path $Dir 'task.db'
         $r = Invoke-FreshPwsh -Script "& '$SyncScript' -DatabasePath '$taskDb' -Start 2000-01-01 -ModulePath '$ModulePath' -BaseUri '$($Emulator.BaseUri)'; exit `$LASTEXITCODE" -Environment @{ FULLSTORY_API_KEY = $Emulator.ApiKey }
         $r.ExitCode | Should -Be 0 -Because ($r.Output + $r.Errors)

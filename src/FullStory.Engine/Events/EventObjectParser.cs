@@ -38,13 +38,13 @@ internal sealed class EventObjectParser
         var ev = new FullStoryEvent();
         bool anyCustom = false;
         Utf8JsonWriter? writer = null;
-        int position = 0;
+        names.StartObject();
 
         while (true)
         {
             if (!reader.Read()) return null;
             if (reader.TokenType == JsonTokenType.EndObject) break;
-            var (name, field) = names.Get(ref reader, position++);
+            var (name, field) = names.Get(ref reader);
             if (!reader.Read()) return null;
             if (field is not null && ev.values[field.Ordinal] is null && TryReadTyped(ref reader, field, out var value))
             {
@@ -57,7 +57,7 @@ internal sealed class EventObjectParser
             long to = reader.BytesConsumed;
             if (!anyCustom)
             {
-                customBuffer.Clear();
+                customBuffer.ResetWrittenCount(); // not Clear(): zeroing the buffer for every event cost more than parsing it
                 writer = customWriter ??= new Utf8JsonWriter(customBuffer, new JsonWriterOptions { SkipValidation = true });
                 writer.Reset(customBuffer);
                 writer.WriteStartObject();
@@ -111,32 +111,38 @@ internal sealed class EventObjectParser
     }
 
     /// <summary>
-    /// Resolves property names from their UTF-8 bytes without decoding: first by position (the previous event had the
-    /// same key at the same place, almost always), then by hash. Bounded so hostile key sets cannot grow it forever.
+    /// Resolves property names from their UTF-8 bytes without decoding: first by prediction (the key that followed the
+    /// previous key last time: FullStory writes keys in a fixed order, and events of one type have the same set), then by
+    /// hash. Bounded so hostile key sets cannot grow it forever.
     /// </summary>
     private sealed class PropertyNameCache
     {
         private const int MaxEntries = 8192;
-        private const int MaxPredicted = 1024;
         private readonly Dictionary<int, List<Entry>> entries = new();
-        private readonly List<Entry?> predicted = new();
+        private readonly Entry start = new([], "", null);
+        private Entry previous;
         private int count;
 
-        private sealed record Entry(byte[] Utf8, string Name, EventField? Field);
+        public PropertyNameCache() => previous = start;
 
-        public (string Name, EventField? Field) Get(ref Utf8JsonReader reader, int position)
+        private sealed record Entry(byte[] Utf8, string Name, EventField? Field)
         {
-            if (reader.ValueIsEscaped || reader.HasValueSequence) return Resolve(reader.GetString()!);
-            var span = reader.ValueSpan;
-            if (position < predicted.Count && predicted[position] is { } guess && span.SequenceEqual(guess.Utf8))
-                return (guess.Name, guess.Field);
+            public Entry? Next { get; set; }
+        }
 
-            var entry = Lookup(span, ref reader);
-            if (position < MaxPredicted)
+        public void StartObject() => previous = start;
+
+        public (string Name, EventField? Field) Get(ref Utf8JsonReader reader)
+        {
+            if (reader.ValueIsEscaped || reader.HasValueSequence)
             {
-                while (predicted.Count <= position) predicted.Add(null);
-                predicted[position] = entry;
+                previous = start;
+                return Resolve(reader.GetString()!);
             }
+            var span = reader.ValueSpan;
+            var entry = previous.Next is { } guess && span.SequenceEqual(guess.Utf8) ? guess : Lookup(span, ref reader);
+            previous.Next = entry;
+            previous = entry;
             return (entry.Name, entry.Field);
         }
 

@@ -16,9 +16,9 @@ public static class ReadAhead
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var producer = Task.Run(() =>
         {
+            var batch = new List<T>(batchSize);
             try
             {
-                var batch = new List<T>(batchSize);
                 foreach (var item in source)
                 {
                     batch.Add(item);
@@ -28,11 +28,12 @@ public static class ReadAhead
                         batch.Clear();
                     }
                 }
-                if (batch.Count > 0) queue.Add(batch.ToArray(), stop.Token);
             }
             finally
             {
-                queue.CompleteAdding();
+                // Also when the source fails: the items read before the failure are delivered before it.
+                try { if (batch.Count > 0 && !stop.IsCancellationRequested) queue.Add(batch.ToArray(), stop.Token); }
+                finally { queue.CompleteAdding(); }
             }
         }, stop.Token);
 
