@@ -23,8 +23,8 @@ Describe 'Scheduled Sync-FullStoryEvents' {
 Import-Module '$ModulePath'
 Connect-FullStory -BaseUri '$($Emulator.BaseUri)' -RetryDelay 00:00:00.05 -MaxAttempts 2
 # The summary is written before the terminating error of a failed run: keep it with -OutVariable and print it either way.
-try { Sync-FullStoryEvents -Path '$Db' -Start 2000-01-01 $Extra -WarningAction SilentlyContinue -OutVariable summary | Out-Null }
-finally { `$summary | Select-Object Outcome, Batches, Rows, Error | ConvertTo-Json -Compress }
+# (One line: pwsh -Command - runs standard input line by line and stops at a try whose finally is on the next line.)
+try { Sync-FullStoryEvents -Path '$Db' -Start 2000-01-01 $Extra -WarningAction SilentlyContinue -OutVariable summary | Out-Null } finally { `$summary | Select-Object Outcome, Batches, Rows, Error | ConvertTo-Json -Compress }
 "@
             $r = Invoke-FreshPwsh -Script $script -Environment @{ FULLSTORY_API_KEY = $Emulator.ApiKey }
             $json = ($r.Output -split "`n" | Where-Object { $_ -like '{*' } | Select-Object -Last 1)
