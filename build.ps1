@@ -81,7 +81,8 @@ function Restore-TestTools {
 function Get-TrxCounts([string] $Path) {
     [xml] $trx = Get-Content -Raw $Path
     $c = $trx.TestRun.ResultSummary.Counters
-    [pscustomobject]@{ Passed = [int]$c.passed; Failed = [int]$c.failed + [int]$c.error + [int]$c.timeout + [int]$c.aborted; Skipped = [int]$c.notExecuted }
+    # Skipped tests are results with outcome NotExecuted; the notExecuted counter stays 0, so count them as total - executed.
+    [pscustomobject]@{ Passed = [int]$c.passed; Failed = [int]$c.failed + [int]$c.error + [int]$c.timeout + [int]$c.aborted; Skipped = [math]::Max([int]$c.notExecuted, [int]$c.total - [int]$c.executed) }
 }
 
 function Invoke-Test {
