@@ -121,13 +121,13 @@ public sealed class EventStreamReader : IDisposable
         return true;
     }
 
-    private const long Gen0AllocationBudget = 24L * 1024 * 1024;
+    private const long Gen0AllocationBudget = 32L * 1024 * 1024;
     private long allocatedAtLastCollect = -1;
 
     /// <summary>
     /// Parsing allocates fast and nearly everything dies young, but the runtime sizes its youngest generation from the
     /// CPU cache and can let it grow by tens of MB before collecting, which shows up as peak memory in a long pwsh run.
-    /// A cheap gen0 collection every ~24 MB allocated (by the parser and its consumer, e.g. the pipeline) keeps the working set flat whatever the body size.
+    /// A cheap gen0 collection every ~32 MB allocated (by the parser and its consumer, e.g. the pipeline) keeps the working set flat whatever the body size.
     /// </summary>
     private void LimitGen0Growth()
     {
