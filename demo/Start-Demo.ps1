@@ -8,10 +8,10 @@
     (the second run finds nothing new), shows the run history, then what landed: counts by event type and one session's
     timeline (the user's clicks and changes, in order, with page URLs and target text), as in Stitch's example.
 
-    How the data is read back: the engine lives in the module's private AssemblyLoadContext, so its SQLite types are not
-    usable from the script. The demo reads the raw downloads the sync kept with -OutDirectory (Receive-FullStoryEvent -Path),
-    and checks them against the database: the per-type row counts from the database itself when the sqlite3 command-line
-    tool is installed, and in every case the row totals the run history records.
+    How the data is read back: the engine lives in the module's private AssemblyLoadContext, so its types are not usable by
+    name from a script; the demo queries the database with the Microsoft.Data.Sqlite the module loaded (reached by reflection):
+    counts by event type and one session's timeline in SQL, cross-checked against the raw downloads kept with -OutDirectory
+    (read back with Receive-FullStoryEvent -Path) and the row totals of the run history.
     Exits 0 on success, non-zero on any failure.
 #>
 [CmdletBinding()]
@@ -30,6 +30,22 @@ $db = Join-Path $demoDir 'fullstory.db'
 $raw = Join-Path $demoDir 'raw'
 $emulatorDll = Join-Path $root "tests/FullStory.Emulator/bin/$Configuration/net10.0/FullStory.Emulator.dll"
 $sample = Join-Path $root 'tests/data/samples/bundle-legacy-fields.json'
+
+# Reads rows from the SQLite file with the Microsoft.Data.Sqlite that the module itself loaded (it lives in the module's
+# private load context, so it is reached by reflection, not by type name): no sqlite3 tool needed.
+function Invoke-DemoQuery([string] $Path, [string] $Query) {
+    $sqlite = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'Microsoft.Data.Sqlite' } | Select-Object -First 1
+    $connection = [Activator]::CreateInstance($sqlite.GetType('Microsoft.Data.Sqlite.SqliteConnection', $true), @("Data Source=$Path;Mode=ReadOnly"))
+    try {
+        $connection.Open()
+        $command = $connection.CreateCommand()
+        $command.CommandText = $Query
+        $reader = $command.ExecuteReader()
+        while ($reader.Read()) { , @(for ($i = 0; $i -lt $reader.FieldCount; $i++) { $reader.GetValue($i) }) }
+        $reader.Dispose()
+    }
+    finally { $connection.Dispose() }
+}
 
 function Assert-That([bool] $Condition, [string] $Message) {
     if (-not $Condition) { throw "Check failed: $Message" }
@@ -93,32 +109,28 @@ try {
     $byType = $events | Group-Object EventType | Sort-Object Count -Descending | Select-Object @{ n = 'EventType'; e = { $_.Name } }, Count
     $byType | Format-Table -AutoSize | Show
 
-    $sqlite3 = Get-Command sqlite3 -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
-    if ($sqlite3) {
-        Write-Host 'The same counts from the database itself (sqlite3):'
-        $fromDb = & $sqlite3.Source -separator '|' $db 'SELECT EventType, count(*) FROM events GROUP BY EventType ORDER BY 2 DESC, 1;'
-        if ($LASTEXITCODE -ne 0) { throw "sqlite3 exited with code $LASTEXITCODE" }
-        $fromDb | ForEach-Object { Write-Host "  $_" }
-        $dbCounts = @{}; foreach ($line in $fromDb) { $t, $n = $line -split '\|'; $dbCounts[$t] = [long]$n }
-        $same = @($byType | Where-Object { $dbCounts[$_.EventType] -ne $_.Count }).Count -eq 0 -and $dbCounts.Count -eq @($byType).Count
-        Assert-That $same 'the database has exactly the archived events, type by type'
-    }
-    else {
-        Write-Host '(sqlite3 is not installed: the per-type counts were not read from the database; the totals above were.)'
-    }
+    Write-Host 'The same counts from the database itself:'
+    $fromDb = Invoke-DemoQuery $db 'SELECT EventType, count(*) FROM events GROUP BY EventType ORDER BY 2 DESC, 1;'
+    $fromDb | ForEach-Object { Write-Host ("  {0,-14} {1,6}" -f $_[0], $_[1]) }
+    $dbCounts = @{}; foreach ($row in $fromDb) { $dbCounts[[string]$row[0]] = [long]$row[1] }
+    $same = @($byType | Where-Object { $dbCounts[$_.EventType] -ne $_.Count }).Count -eq 0 -and $dbCounts.Count -eq @($byType).Count
+    Assert-That $same 'the database has exactly the archived events, type by type'
 
     Write-Section "One session's timeline: the user's clicks and changes, in order"
-    # A web session (mobile app events have a view name instead of a page URL).
-    $interactions = $events | Where-Object { $_.EventType -in 'click', 'change' -and $_.EventTargetText -and $_.PageUrl }
-    $session = $interactions | Group-Object UserId, SessionId | Sort-Object Count -Descending | Select-Object -First 1
-    $first1 = $session.Group[0]
-    $who = if ($first1.UserDisplayName) { "$($first1.UserDisplayName) (user $($first1.UserId))" } else { "User $($first1.UserId)" }
-    Write-Host "$who, session $($first1.SessionId): $($session.Count) clicks and changes"
-    $session.Group | Sort-Object { $_.EventStart.Value } | Select-Object -First 15 |
-        Format-Table @{ n = 'EventStart'; e = { $_.EventStart } }, EventType, @{ n = 'PageUrl'; e = { $_.PageUrl } },
-            @{ n = 'EventTargetText'; e = { $t = $_.EventTargetText; if ($t.Length -gt 40) { $t.Substring(0, 40) + '…' } else { $t } } } -AutoSize |
-        Show
-    Assert-That ($session.Count -gt 0) 'a session with clicks and changes was found'
+    # Straight from the events table, as an analyst would query it. A web session (mobile app events have a view name
+    # instead of a page URL). Ids come from the database as numbers, so they are safe to put in the SQL.
+    $top = @(Invoke-DemoQuery $db ("SELECT UserId, SessionId, max(UserDisplayName), count(*) FROM events " +
+        "WHERE EventType IN ('click', 'change') AND EventTargetText <> '' AND PageUrl <> '' GROUP BY UserId, SessionId ORDER BY 4 DESC, 1, 2 LIMIT 1;"))
+    Assert-That ($top.Count -eq 1) 'a session with clicks and changes was found'
+    $userId, $sessionId, $name, $count = [long]$top[0][0], [long]$top[0][1], [string]$top[0][2], [long]$top[0][3]
+    $who = if ($name) { "$name (user $userId)" } else { "User $userId" }
+    Write-Host "$who, session ${sessionId}: $count clicks and changes"
+    $timeline = "SELECT EventStart, EventType, PageUrl, EventTargetText FROM events WHERE UserId = $userId AND SessionId = $sessionId " +
+        "AND EventType IN ('click', 'change') AND EventTargetText <> '' ORDER BY EventStart LIMIT 15;"
+    Write-Host $timeline
+    Invoke-DemoQuery $db $timeline |
+        ForEach-Object { [pscustomobject]@{ EventStart = $_[0]; EventType = $_[1]; PageUrl = $_[2]; EventTargetText = $(if ($_[3].Length -gt 40) { $_[3].Substring(0, 40) + '…' } else { $_[3] }) } } |
+        Format-Table -AutoSize | Show
 
     Write-Host ''
     Write-Host 'Demo finished: every event loaded exactly once; a second run loaded nothing new.'
