@@ -142,6 +142,7 @@ public sealed partial class FullStoryEmulator : IAsyncDisposable
         var serve = new ServeStream(http.Response.Body);
         http.Response.Body = serve;
         var c = new Ctx { Http = http, Body = serve, Endpoint = endpoint };
+        Served.Begin();
         try
         {
             await DispatchAsync(c, arg);
@@ -160,6 +161,7 @@ public sealed partial class FullStoryEmulator : IAsyncDisposable
         {
             Served.Record(new ServedRequest(DateTimeOffset.UtcNow, method, RedactSignature(http.Request.Path + http.Request.QueryString), endpoint,
                 http.Response.StatusCode, http.Request.Headers.ContainsKey("Authorization"), serve.BytesSent, c.Completed, c.Fault?.Kind.ToString(), c.BundleId, c.Events));
+            Served.End();
         }
     }
 

@@ -41,7 +41,31 @@ public sealed class ServedLog
     /// <summary>"Kind endpoint" of each fault fired, in order.</summary>
     public IReadOnlyList<string> FiredFaults { get { lock (_gate) return _faults.ToList(); } }
 
-    public int CountFor(string endpoint) { lock (_gate) return _perEndpoint.GetValueOrDefault(endpoint); }
+    /// <summary>
+    /// Requests to <paramref name="endpoint"/> so far. A request is logged when its handler ends, which for an aborted
+    /// (truncated) body is a moment after the client saw the abort: this first waits, briefly, for requests in flight.
+    /// </summary>
+    public int CountFor(string endpoint)
+    {
+        WaitForIdle(TimeSpan.FromSeconds(3));
+        lock (_gate) return _perEndpoint.GetValueOrDefault(endpoint);
+    }
+
+    private int _inFlight;
+    internal void Begin() => Interlocked.Increment(ref _inFlight);
+    internal void End() => Interlocked.Decrement(ref _inFlight);
+
+    /// <summary>Waits until no API request is being served (or the timeout passes).</summary>
+    public bool WaitForIdle(TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (Volatile.Read(ref _inFlight) > 0)
+        {
+            if (DateTime.UtcNow >= deadline) return false;
+            Thread.Sleep(10);
+        }
+        return true;
+    }
     public int TimesServedComplete(long bundleId) { lock (_gate) return _bundlesComplete.GetValueOrDefault(bundleId); }
 
     internal void Record(ServedRequest r)
