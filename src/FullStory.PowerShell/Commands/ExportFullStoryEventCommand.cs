@@ -37,7 +37,6 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
     private const string SqlServerSet = "SqlServer";
     private const string SqliteBundleSet = "SqliteBundle";
     private const string SqlServerBundleSet = "SqlServerBundle";
-    private const string DefaultDatabaseFile = "fullstory.db";
     private const int QueueBound = 1000;
     private static readonly TimeSpan PumpInterval = TimeSpan.FromMilliseconds(50);
 
@@ -150,7 +149,7 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
             }
             else
             {
-                string file = ResolveDatabasePath(Path ?? DefaultDatabaseFile);
+                string file = DatabasePath.Resolve(this, Path);
                 store = EventStoreFactory.OpenSqlite(file, options);
             }
         }
@@ -169,15 +168,6 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
             ThrowTerminatingError(Error(ex, "FullStory.InvalidPath", ErrorCategory.InvalidArgument, Path, "Pass -Path with a file system path for the database file."));
         }
         Verbose($"Loading into table {tableName} of {store!.Destination}.");
-    }
-
-    /// <summary>Resolves against the current PowerShell location (not the process's directory); only the FileSystem provider will do.</summary>
-    private string ResolveDatabasePath(string path)
-    {
-        string resolved = SessionState.Path.GetUnresolvedProviderPathFromPSPath(path, out var provider, out _);
-        if (!string.Equals(provider.Name, "FileSystem", StringComparison.OrdinalIgnoreCase))
-            throw new NotSupportedException($"'{path}' is on the {provider.Name} provider; the database must be a file (run from a file system location or pass -Path).");
-        return resolved;
     }
 
     protected override void ProcessRecord()

@@ -128,6 +128,7 @@ public sealed class ReceiveFullStoryEventCommand : FullStorySessionCmdlet
     private void Stream(Func<IEnumerable<FullStoryEvent>> source, string what, object target, bool terminating = true)
     {
         long before = eventsWritten;
+        Func<string> status = () => $"{what}: {eventsWritten - before:N0} events"; // made once: Progress runs per event
         try
         {
             // Download and parse on a worker thread while this one writes to the pipeline: the two overlap.
@@ -136,7 +137,7 @@ public sealed class ReceiveFullStoryEventCommand : FullStorySessionCmdlet
                 messenger!.Drain();
                 WriteObject(e);
                 eventsWritten++;
-                messenger.Progress(() => $"{what}: {eventsWritten - before:N0} events");
+                messenger.Progress(status);
             }
         }
         catch (Exception ex) when (!IsStopping(ex) && ex is not PipelineStoppedException)

@@ -21,7 +21,6 @@ public sealed class SyncFullStoryEventCommand : FullStorySessionCmdlet
 {
     internal const string SqliteSet = "Sqlite";
     internal const string SqlServerSet = "SqlServer";
-    internal const string DefaultDatabaseFile = "fullstory.db";
 
     /// <summary>The SQLite database file; created when missing. Default: fullstory.db in the current location.</summary>
     [Parameter(Position = 0, ParameterSetName = SqliteSet)]
@@ -147,10 +146,7 @@ internal static class SyncDestinations
             }
             else
             {
-                string resolved = cmdlet.SessionState.Path.GetUnresolvedProviderPathFromPSPath(path ?? SyncFullStoryEventCommand.DefaultDatabaseFile, out var provider, out _);
-                if (!string.Equals(provider.Name, "FileSystem", StringComparison.OrdinalIgnoreCase))
-                    throw new NotSupportedException($"'{path ?? SyncFullStoryEventCommand.DefaultDatabaseFile}' is on the {provider.Name} provider; the database must be a file (run from a file system location or pass -Path).");
-                destination = SyncDestination.Sqlite(resolved, options);
+                destination = SyncDestination.Sqlite(DatabasePath.Resolve(cmdlet, path), options);
             }
             // Validates the table, schema and connection string now (nothing is opened or created yet).
             destination.OpenStore().Dispose();
