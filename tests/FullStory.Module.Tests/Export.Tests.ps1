@@ -27,11 +27,13 @@ Describe 'Export-FullStoryEvent' {
         Join-Path $Dir 'fullstory.db' | Should -Exist
     }
 
-    It 'skips batches already loaded, with a warning when everything was skipped' {
+    It 'skips sources already loaded, and says so in its reports' {
         Receive-FullStoryEvent -Path $Legacy | Export-FullStoryEvents | Out-Null
-        $again = Receive-FullStoryEvent -Path $Legacy | Export-FullStoryEvent -WarningVariable warn -WarningAction SilentlyContinue
-        $again | Should -BeNullOrEmpty
-        "$warn" | Should -Match 'All 144 events were skipped'
+        $again = Receive-FullStoryEvent -Path $Legacy | Export-FullStoryEvent
+        $again.AlreadyLoaded | Should -Be $true
+        $again.Rows | Should -Be 0
+        $again.SkippedEvents | Should -Be 144
+        Invoke-SqliteQuery -Path (Join-Path $Dir 'fullstory.db') -Query 'select count(*) from events' | Should -Be 144
     }
 
     It 'creates nothing under -WhatIf' {
@@ -81,7 +83,8 @@ Describe 'Export-FullStoryEvent with bundles from the pipeline (the fast path)' 
         $gets | Should -Be 5 # four bundles, one of them twice after the cut-off body
 
         $again = Get-FullStoryBundle -Start 2000-01-01 -WarningAction SilentlyContinue | Export-FullStoryEvents -Path $FastDb -WarningAction SilentlyContinue
-        $again | Should -BeNullOrEmpty
+        $again.Count | Should -Be 4
+        $again.AlreadyLoaded | Should -Not -Contain $false
         (Invoke-Emulator $FastEmulator '/_emulator/stats').endpointCounts.get | Should -Be $gets
         (Receive-FullStoryEvent -Path (Join-Path (Get-RepoRoot) 'tests/data/samples/bundle-legacy-fields.json') | Export-FullStoryEvent -Path $FastDb).Rows | Should -Be 144
     }

@@ -153,4 +153,10 @@ public sealed partial class FullStoryEvent
 
     /// <summary>Where the event came from: "bundle:&lt;id&gt;", "export:&lt;segment&gt;:&lt;start&gt;/&lt;end&gt;" or "file:&lt;path&gt;".</summary>
     public string? Source { get; set; }
+
+    /// <summary>The event's 0-based position in its <see cref="Source"/>: with it, (Source, SourceIndex) identifies an event.</summary>
+    public long? SourceIndex { get; set; }
+
+    /// <summary>Set on the last event of a source read to its verified end: the number of events in the source.</summary>
+    internal long? SourceCount { get; set; }
 }

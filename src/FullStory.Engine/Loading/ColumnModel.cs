@@ -24,6 +24,8 @@ public enum ColumnRole
     Standard,
     CustomVars,
     Batch,
+    /// <summary>The event's position in its source (<see cref="Events.FullStoryEvent.SourceIndex"/>).</summary>
+    SourceIndex,
     LoadedAt,
     CustomVar,
 }
@@ -115,13 +117,15 @@ public static class Identifiers
 
 /// <summary>
 /// The events table's columns and how event values become column values, shared by every dialect:
-/// the standard fields (in <see cref="StandardFields.All"/> order), CustomVars, _fs_batch, _fs_loaded_at,
+/// the standard fields (in <see cref="StandardFields.All"/> order), CustomVars, _fs_batch, _fs_index, _fs_loaded_at,
 /// then, with CustomVarColumns, one typed column per custom var key.
 /// </summary>
 public sealed class EventTableModel
 {
     public const string CustomVarsColumn = "CustomVars";
     public const string BatchColumn = "_fs_batch";
+    /// <summary>The event's position in its source: with <see cref="BatchColumn"/>, what identifies an event.</summary>
+    public const string SourceIndexColumn = "_fs_index";
     public const string LoadedAtColumn = "_fs_loaded_at";
     /// <summary>Length of short text columns (SQL Server nvarchar(n)); longer values go to CustomVars instead.</summary>
     public const int ShortTextLength = 256;
@@ -166,6 +170,7 @@ public sealed class EventTableModel
         }
         list.Add(new ColumnDef(CustomVarsColumn, ColumnKind.Json, ColumnRole.CustomVars));
         list.Add(new ColumnDef(BatchColumn, ColumnKind.Text, ColumnRole.Batch, MaxBatchKeyLength));
+        list.Add(new ColumnDef(SourceIndexColumn, ColumnKind.Int64, ColumnRole.SourceIndex));
         list.Add(new ColumnDef(LoadedAtColumn, ColumnKind.Timestamp, ColumnRole.LoadedAt));
         return list.ToArray();
     }

@@ -9,11 +9,12 @@ public sealed record BatchInfo(string Key, DateTimeOffset? RangeStart = null, Da
 /// <summary>A batch that the destination has recorded as loaded (the sync's bookmark).</summary>
 public sealed record LoadedBatch(string Key, DateTimeOffset? RangeStart, DateTimeOffset? RangeEnd, long Rows, DateTimeOffset LoadedAt);
 
-/// <summary>What one <see cref="IEventStore.LoadBatch"/> did.</summary>
+/// <summary>What one <see cref="IEventStore.LoadBatch"/> (or one source of <see cref="IEventStore.LoadEvents"/>) did.</summary>
 public sealed class LoadReport
 {
     public LoadReport(string batchKey, string destination, string table, long rows, long bytes, TimeSpan duration,
-        bool alreadyLoaded, IReadOnlyList<string> columnsAdded, DateTimeOffset loadedAt)
+        bool alreadyLoaded, IReadOnlyList<string> columnsAdded, DateTimeOffset loadedAt,
+        bool isComplete = true, long replacedRows = 0, long skippedEvents = 0)
     {
         BatchKey = batchKey;
         Destination = destination;
@@ -24,23 +25,36 @@ public sealed class LoadReport
         AlreadyLoaded = alreadyLoaded;
         ColumnsAdded = columnsAdded;
         LoadedAt = loadedAt;
+        IsComplete = isComplete;
+        ReplacedRows = replacedRows;
+        SkippedEvents = skippedEvents;
     }
 
     public string BatchKey { get; }
     /// <summary>Printable destination, never with a password: "sqlite:/abs/path.db" or "sqlserver:server/database".</summary>
     public string Destination { get; }
     public string Table { get; }
+    /// <summary>Rows this load added.</summary>
     public long Rows { get; }
     public long Bytes { get; }
     public TimeSpan Duration { get; }
-    /// <summary>True when the batch was recorded as loaded before: nothing was written.</summary>
+    /// <summary>True when the whole source was recorded as loaded before: nothing was written.</summary>
     public bool AlreadyLoaded { get; }
     public IReadOnlyList<string> ColumnsAdded { get; }
     public DateTimeOffset LoadedAt { get; }
+    /// <summary>
+    /// True when the destination now holds the whole source (every event of the bundle, window or file); false when it
+    /// holds only the part a pipeline carried (filtered, cut short): a later complete load of the source adds the rest.
+    /// </summary>
+    public bool IsComplete { get; }
+    /// <summary>Rows of an earlier partial load of this source that this complete load replaced (deleted and loaded again, in one transaction).</summary>
+    public long ReplacedRows { get; }
+    /// <summary>Events not written because the destination already held them (same source and position).</summary>
+    public long SkippedEvents { get; }
 
     public override string ToString() => AlreadyLoaded
         ? $"{BatchKey}: already loaded into {Table}"
-        : $"{BatchKey}: {Rows} rows into {Table} in {Duration.TotalSeconds:0.0} s";
+        : $"{BatchKey}: {Rows} rows into {Table} in {Duration.TotalSeconds:0.0} s{(IsComplete ? "" : " (part of the source)")}";
 }
 
 /// <summary>How a store names and shapes its tables.</summary>
@@ -97,9 +111,41 @@ public interface IEventStore : IDisposable
     /// </summary>
     LoadReport LoadBatch(BatchInfo batch, IEnumerable<Events.FullStoryEvent> events, Func<long>? bytesRead = null, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Loads events as a pipeline carries them, in one transaction: events of any number of sources, in any order, each
+    /// identified by its <see cref="Events.FullStoryEvent.Source"/> and <see cref="Events.FullStoryEvent.SourceIndex"/>.
+    /// Events of a source recorded as complete are skipped; of the others, every event the destination does not hold yet is
+    /// written, and the source is recorded as partial, or as complete once the destination holds all of its events
+    /// (the count comes from the source's last event). Events without a Source are keyed <paramref name="fallbackKey"/>.
+    /// Returns one report per source met. If enumerating throws, everything is rolled back and the exception propagates.
+    /// </summary>
+    IReadOnlyList<LoadReport> LoadEvents(IEnumerable<Events.FullStoryEvent> events, string fallbackKey, CancellationToken cancellationToken = default);
+
     long BeginRun(SyncRunRecord run);
     void EndRun(SyncRunRecord run);
     IReadOnlyList<SyncRunRecord> GetRuns(int last = 20);
+}
+
+/// <summary>
+/// An existing events table has a column whose type cannot hold what the module writes there (e.g. ids in a TEXT column).
+/// Thrown before anything is created, altered or loaded.
+/// </summary>
+public sealed class IncompatibleTableException : InvalidOperationException
+{
+    public IncompatibleTableException(string destination, string table, IReadOnlyList<(string Column, string ExistingType, string RequiredType)> columns)
+        : base(Describe(destination, table, columns))
+    {
+        Table = table;
+        Columns = columns;
+    }
+
+    public string Table { get; }
+    public IReadOnlyList<(string Column, string ExistingType, string RequiredType)> Columns { get; }
+
+    private static string Describe(string destination, string table, IReadOnlyList<(string Column, string ExistingType, string RequiredType)> columns) =>
+        $"The existing table {table} in {destination} cannot hold FullStory events: " +
+        string.Join("; ", columns.Select(c => $"column {c.Column} is {c.ExistingType}, the module writes {c.RequiredType} there")) +
+        ". Nothing was changed or loaded. Load into another table (-Table), or migrate these columns to the types named.";
 }
 
 /// <summary>Thrown when <see cref="EventStoreOptions.ConfirmSchemaChange"/> declined a table or column the load needs (e.g. -WhatIf).</summary>

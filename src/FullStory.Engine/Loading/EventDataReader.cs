@@ -27,7 +27,30 @@ public sealed class EventDataReader : DbDataReader
 
     public IReadOnlyList<ColumnDef> Columns => columns;
 
-    public override bool Read() => !closed && rows.Read();
+    /// <summary>
+    /// When set, an exception from the events ends the reader (Read returns false) instead of escaping, and is kept in
+    /// <see cref="SourceFailure"/> for the caller to rethrow after the consumer (SqlBulkCopy) has finished cleanly.
+    /// </summary>
+    public bool CaptureSourceFailure { get; init; }
+
+    /// <summary>What the events threw, when <see cref="CaptureSourceFailure"/> caught it.</summary>
+    public Exception? SourceFailure { get; private set; }
+
+    public override bool Read()
+    {
+        if (closed) return false;
+        if (!CaptureSourceFailure) return rows.Read();
+        try
+        {
+            return rows.Read();
+        }
+        catch (Exception ex)
+        {
+            SourceFailure = ex;
+            closed = true;
+            return false;
+        }
+    }
 
     public override int FieldCount => columns.Count;
     public override object this[int ordinal] => GetValue(ordinal);

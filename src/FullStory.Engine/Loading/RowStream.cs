@@ -5,16 +5,21 @@ using FullStory.Engine.Events;
 namespace FullStory.Engine.Loading;
 
 /// <summary>
-/// Turns events into rows for the events table, dialect-neutral. Rows come in segments that share one column set:
-/// when an event carries a custom var that needs a column not yet in the set (CustomVarColumns), the segment ends
-/// before that event, <see cref="NewColumns"/> lists what it needs, the store adds (or declines) them and calls
-/// <see cref="Resume"/>; the held event is then the first row of the next segment. Nothing is buffered beyond one event.
+/// Turns events into rows for the events table, dialect-neutral. Rows come in segments that share one column set and
+/// need no database work in between; a segment ends (<see cref="Peek"/> says why) when the next event needs something first:
+/// <see cref="State.NeedsSource"/> — its source's record must be read (<see cref="PendingSource"/>, pipeline loads);
+/// <see cref="State.NeedsTables"/> — the first row is due and the tables are not ensured yet;
+/// <see cref="State.NeedsColumns"/> — a custom var needs a column not yet in the set (<see cref="NewColumns"/>).
+/// The store does that and calls <see cref="Resume"/>; the held event then goes on. Nothing is buffered beyond one event.
+/// Which events become rows (and their source key and position) is the <see cref="SourceTracker"/>'s decision.
 /// </summary>
 public sealed class RowStream : IDisposable
 {
+    public enum State { Ready, NeedsSource, NeedsTables, NeedsColumns, Finished }
+
     private readonly EventTableModel model;
     private readonly IEnumerator<FullStoryEvent> source;
-    private readonly string batchKey;
+    private readonly SourceTracker tracker;
     private readonly DateTime loadedAtUtc;
     private readonly bool enforceMaxLength;
     private readonly CancellationToken cancellationToken;
@@ -23,14 +28,24 @@ public sealed class RowStream : IDisposable
     private readonly List<ColumnDef> newColumns = new();
     private readonly int fixedCount;
     private FullStoryEvent? held;
+    private bool heldAdmitted, ready;
+    private string heldKey = "";
+    private long? heldIndex;
     private object?[] current;
 
+    /// <summary>Rows of one complete source, keyed <paramref name="batchKey"/>.</summary>
     public RowStream(EventTableModel model, IEnumerable<FullStoryEvent> events, string batchKey, DateTime loadedAtUtc,
+        bool enforceMaxLength, CancellationToken cancellationToken = default)
+        : this(model, events, SourceTracker.ForCompleteSource(batchKey), loadedAtUtc, enforceMaxLength, cancellationToken)
+    {
+    }
+
+    internal RowStream(EventTableModel model, IEnumerable<FullStoryEvent> events, SourceTracker tracker, DateTime loadedAtUtc,
         bool enforceMaxLength, CancellationToken cancellationToken = default)
     {
         this.model = model;
         source = events.GetEnumerator();
-        this.batchKey = batchKey;
+        this.tracker = tracker;
         this.loadedAtUtc = loadedAtUtc;
         this.enforceMaxLength = enforceMaxLength;
         this.cancellationToken = cancellationToken;
@@ -51,29 +66,68 @@ public sealed class RowStream : IDisposable
     /// <summary>True once the events are exhausted.</summary>
     public bool Finished { get; private set; }
 
+    /// <summary>False until the store has ensured the tables (pipeline loads ensure them only when a row is due).</summary>
+    public bool TablesReady { get; set; } = true;
+
     /// <summary>Columns the held event needs before the stream can go on (segment ended and not finished).</summary>
     public IReadOnlyList<ColumnDef> NewColumns => newColumns;
+
+    /// <summary>The source whose record the store must read before the held event can be decided.</summary>
+    internal SourceTracker.SourceState? PendingSource { get; private set; }
 
     /// <summary>Advances to the next row of this segment; false at the end of the segment or of the events.</summary>
     public bool Read()
     {
-        if (newColumns.Count > 0 || Finished) return false;
-        FullStoryEvent ev;
-        if (held is not null) { ev = held; held = null; }
-        else
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            if (!source.MoveNext()) { Finished = true; return false; }
-            ev = source.Current ?? throw new InvalidDataException("A null event was passed to the loader.");
-        }
-        if (!Project(ev)) { held = ev; return false; }
-        Rows++;
+        if (Peek() != State.Ready) return false;
+        ready = false;
         return true;
     }
 
-    /// <summary>Continues after the store added the <see cref="NewColumns"/> (or declined them: <see cref="EventTableModel.Decline"/>).</summary>
+    /// <summary>What comes next: a row (ready in <see cref="Current"/> once <see cref="Read"/> is called), the end, or what the store must do first.</summary>
+    public State Peek()
+    {
+        if (ready) return State.Ready;
+        if (Finished) return State.Finished;
+        if (PendingSource is not null) return State.NeedsSource;
+        if (newColumns.Count > 0) return State.NeedsColumns;
+        while (true)
+        {
+            FullStoryEvent ev;
+            if (held is not null) { ev = held; held = null; }
+            else
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                if (!source.MoveNext()) { Finished = true; return State.Finished; }
+                ev = source.Current ?? throw new InvalidDataException("A null event was passed to the loader.");
+            }
+            if (!heldAdmitted)
+            {
+                switch (tracker.Admit(ev, out var state, out var index))
+                {
+                    case SourceTracker.Decision.Lookup:
+                        held = ev;
+                        PendingSource = state;
+                        return State.NeedsSource;
+                    case SourceTracker.Decision.Skip:
+                        continue;
+                }
+                heldKey = state.Key;
+                heldIndex = index;
+                heldAdmitted = true;
+            }
+            if (!TablesReady) { held = ev; return State.NeedsTables; }
+            if (!Project(ev)) { held = ev; return State.NeedsColumns; }
+            heldAdmitted = false;
+            ready = true;
+            Rows++;
+            return State.Ready;
+        }
+    }
+
+    /// <summary>Continues after the store resolved the <see cref="PendingSource"/>, ensured the tables, or added the <see cref="NewColumns"/> (or declined them: <see cref="EventTableModel.Decline"/>).</summary>
     public void Resume()
     {
+        PendingSource = null;
         foreach (var c in newColumns)
             if (!model.IsDeclined(c.Name)) Add(c);
         newColumns.Clear();
@@ -106,7 +160,8 @@ public sealed class RowStream : IDisposable
                     }
                     current[i] = v;
                     break;
-                case ColumnRole.Batch: current[i] = batchKey; break;
+                case ColumnRole.Batch: current[i] = heldKey; break;
+                case ColumnRole.SourceIndex: current[i] = heldIndex; break;
                 case ColumnRole.LoadedAt: current[i] = loadedAtUtc; break;
             }
         }

@@ -52,56 +52,96 @@ internal sealed class SqlServerEventStore : EventStoreBase
         return c;
     }
 
-    private static SqlCommand Command(SqlConnection c, SqlTransaction? tx, string text, params (string Name, object? Value)[] parameters)
+    private static SqlCommand Command(SqlConnection c, SqlTransaction? tx, string text, params SqlParameter[] parameters)
     {
         var cmd = new SqlCommand(text, c, tx) { CommandTimeout = 0 };
-        foreach (var (n, v) in parameters) cmd.Parameters.Add(Parameter(n, v));
+        cmd.Parameters.AddRange(parameters);
         return cmd;
     }
 
-    private static SqlParameter Parameter(string name, object? value) => value switch
-    {
-        string s => new SqlParameter(name, SqlDbType.NVarChar, s.Length <= 4000 ? 4000 : -1) { Value = s },
-        DateTimeOffset d => new SqlParameter(name, SqlDbType.DateTimeOffset) { Value = d, Scale = 3 },
-        null => new SqlParameter(name, DBNull.Value),
-        _ => new SqlParameter(name, value),
-    };
-
-    private static object? Scalar(SqlConnection c, SqlTransaction? tx, string text, CancellationToken ct, params (string, object?)[] parameters)
+    private static object? Scalar(SqlConnection c, SqlTransaction? tx, string text, CancellationToken ct, params SqlParameter[] parameters)
     {
         using var cmd = Command(c, tx, text, parameters);
         using var reg = ct.Register(cmd.Cancel);
         return cmd.ExecuteScalar();
     }
 
-    private static void Execute(SqlConnection c, SqlTransaction? tx, string text, params (string, object?)[] parameters)
+    private static void Execute(SqlConnection c, SqlTransaction? tx, string text, params SqlParameter[] parameters)
     {
         using var cmd = Command(c, tx, text, parameters);
         cmd.ExecuteNonQuery();
     }
 
+    private SqlParameter SchemaParameter => SqlParam.Name("@schema", sql.Schema);
+    private SqlParameter TableParameter => SqlParam.Name("@table", sql.Table);
+
     private bool TableExists(SqlConnection c, SqlTransaction? tx, string table) =>
-        Convert.ToInt64(Scalar(c, tx, SqlServerStatements.TableExists, default, ("@schema", sql.Schema), ("@table", table))) > 0;
+        Convert.ToInt64(Scalar(c, tx, SqlServerStatements.TableExists, default, SchemaParameter, SqlParam.Name("@table", table))) > 0;
+
+    /// <summary>Missing, made by an older version (no is_complete: every record is of a whole source), or current.</summary>
+    private StateTableShape StateShape(SqlConnection c, SqlTransaction? tx)
+    {
+        if (!TableExists(c, tx, Identifiers.StateTable)) return StateTableShape.Missing;
+        return Convert.ToInt64(Scalar(c, tx, sql.StateHasCompleteness, default, SchemaParameter)) > 0 ? StateTableShape.Current : StateTableShape.WithoutCompleteness;
+    }
+
+    private BatchRecord? GetRecord(SqlConnection c, SqlTransaction? tx, string batchKey)
+    {
+        var shape = StateShape(c, tx);
+        if (shape == StateTableShape.Missing) return null;
+        using var cmd = Command(c, tx, sql.GetRecord(shape == StateTableShape.Current), TableParameter, SqlParam.Key("@key", batchKey));
+        using var r = cmd.ExecuteReader();
+        if (!r.Read()) return null;
+        return new BatchRecord(batchKey, r.GetBoolean(0), r.GetInt64(1), r.IsDBNull(2) ? null : r.GetDateTimeOffset(2), r.IsDBNull(3) ? null : r.GetDateTimeOffset(3),
+            r.IsDBNull(4) ? null : r.GetInt64(4));
+    }
 
     public override bool IsLoaded(string batchKey)
     {
         ValidateKey(batchKey);
         using var c = Connect();
-        if (!TableExists(c, null, Identifiers.StateTable)) return false;
-        return Convert.ToInt64(Scalar(c, null, sql.IsRecorded, default, ("@table", sql.Table), ("@key", batchKey))) > 0;
+        return GetRecord(c, null, batchKey) is { IsComplete: true };
     }
 
     public override IReadOnlyList<LoadedBatch> GetLoadedBatches()
     {
         var list = new List<LoadedBatch>();
         using var c = Connect();
-        if (!TableExists(c, null, Identifiers.StateTable)) return list;
-        using var cmd = Command(c, null, sql.GetLoadedBatches, ("@table", sql.Table));
+        var shape = StateShape(c, null);
+        if (shape == StateTableShape.Missing) return list;
+        using var cmd = Command(c, null, sql.GetLoadedBatches(shape == StateTableShape.Current), TableParameter);
         using var r = cmd.ExecuteReader();
         while (r.Read())
             list.Add(new LoadedBatch(r.GetString(0), r.IsDBNull(1) ? null : r.GetDateTimeOffset(1), r.IsDBNull(2) ? null : r.GetDateTimeOffset(2),
                 r.GetInt64(3), r.GetDateTimeOffset(4)));
         return list;
+    }
+
+    /// <summary>
+    /// Types that hold the module's values without loss: bigint (or decimal(19+,0)) for ids, float(53) for doubles,
+    /// datetime2/datetimeoffset with milliseconds for timestamps, nvarchar long enough for text (varchar loses characters).
+    /// </summary>
+    protected override string? RequiredTypeFor(ColumnDef column, ExistingColumn existing)
+    {
+        string t = existing.TypeName.ToLowerInvariant();
+        bool exactInteger(int digits) => t is "decimal" or "numeric" && existing.Scale == 0 && existing.Precision >= digits;
+        bool ok = column.Kind switch
+        {
+            ColumnKind.Int64 => t == "bigint" || exactInteger(19),
+            ColumnKind.Int32 => t is "int" or "bigint" || exactInteger(10),
+            ColumnKind.Double => t == "float" && existing.Precision >= 53,
+            ColumnKind.Boolean => t is "bit" or "tinyint" or "smallint" or "int" or "bigint",
+            ColumnKind.Timestamp => t is "datetime2" or "datetimeoffset" && existing.Scale >= 3,
+            ColumnKind.Text when column.MaxLength is int max => t == "nvarchar" && (existing.Length == -1 || existing.Length >= max) || t == "ntext",
+            _ => t == "nvarchar" && existing.Length == -1 || t == "ntext",
+        };
+        return ok ? null : SqlServerStatements.TypeOf(column) + (column.Kind switch
+        {
+            ColumnKind.Int64 => " (64-bit integers)",
+            ColumnKind.Timestamp => " (UTC timestamps with milliseconds)",
+            ColumnKind.Text or ColumnKind.Json => " (Unicode text)",
+            _ => "",
+        });
     }
 
     protected override BatchTransaction BeginBatch(CancellationToken cancellationToken)
@@ -110,11 +150,12 @@ internal sealed class SqlServerEventStore : EventStoreBase
         SqlTransaction? tx = null;
         try
         {
-            if (Convert.ToInt64(Scalar(c, null, SqlServerStatements.SchemaExists, cancellationToken, ("@schema", sql.Schema))) == 0)
+            if (Convert.ToInt64(Scalar(c, null, SqlServerStatements.SchemaExists, cancellationToken, SchemaParameter)) == 0)
                 throw new InvalidOperationException($"The schema '{sql.Schema}' does not exist in {Destination}. Create it (CREATE SCHEMA) or pass another -Schema.");
             tx = c.BeginTransaction(IsolationLevel.ReadCommitted);
             // Serialises loads into this table across processes and machines; released by the commit or rollback.
-            var result = Convert.ToInt32(Scalar(c, tx, sql.GetAppLock, cancellationToken, ("@resource", sql.LockResource), ("@timeout", -1)));
+            var result = Convert.ToInt32(Scalar(c, tx, sql.GetAppLock, cancellationToken,
+                new SqlParameter("@resource", SqlDbType.NVarChar, 255) { Value = sql.LockResource }, new SqlParameter("@timeout", SqlDbType.Int) { Value = -1 }));
             if (result < 0) throw new InvalidOperationException($"Could not take the load lock on {DisplayTable} (sp_getapplock returned {result}).");
             return new Transaction(this, c, tx);
         }
@@ -143,20 +184,52 @@ internal sealed class SqlServerEventStore : EventStoreBase
 
         private SqlServerStatements Sql => store.sql;
 
-        public override bool StateTableExists() => store.TableExists(c, tx, Identifiers.StateTable);
+        public override StateTableShape GetStateTableShape() => store.StateShape(c, tx);
         public override void CreateStateTable() => Execute(c, tx, Sql.CreateStateTable);
+        public override void AddStateCompleteness()
+        {
+            Execute(c, tx, Sql.AddStateCompleteness);
+            Execute(c, tx, Sql.AddStateSourceEvents);
+        }
+        public override BatchRecord? GetRecord(string batchKey) => store.GetRecord(c, tx, batchKey);
 
-        public override bool IsRecorded(string batchKey) =>
-            StateTableExists() && Convert.ToInt64(Scalar(c, tx, Sql.IsRecorded, default, ("@table", Sql.Table), ("@key", batchKey))) > 0;
-
-        public override IReadOnlyList<string>? GetEventColumns()
+        public override IReadOnlyList<ExistingColumn>? GetEventColumns()
         {
             if (!store.TableExists(c, tx, Sql.Table)) return null;
-            using var cmd = Command(c, tx, SqlServerStatements.GetColumns, ("@schema", Sql.Schema), ("@table", Sql.Table));
+            using var cmd = Command(c, tx, SqlServerStatements.GetColumnTypes, store.SchemaParameter, store.TableParameter);
             using var r = cmd.ExecuteReader();
-            var names = new List<string>();
-            while (r.Read()) names.Add(r.GetString(0));
-            return names;
+            var columns = new List<ExistingColumn>();
+            while (r.Read())
+            {
+                string type = r.GetString(1);
+                int bytes = Convert.ToInt32(r.GetValue(2));
+                int precision = Convert.ToInt32(r.GetValue(3)), scale = Convert.ToInt32(r.GetValue(4));
+                bool unicode = type is "nvarchar" or "nchar";
+                int length = bytes == -1 ? -1 : unicode ? bytes / 2 : bytes;
+                string display = type switch
+                {
+                    "nvarchar" or "varchar" or "nchar" or "char" or "varbinary" or "binary" => $"{type}({(length == -1 ? "max" : length)})",
+                    "decimal" or "numeric" => $"{type}({precision},{scale})",
+                    "datetime2" or "datetimeoffset" or "time" => $"{type}({scale})",
+                    "float" => $"float({precision})",
+                    _ => type,
+                };
+                columns.Add(new ExistingColumn(r.GetString(0), type, display, length, precision, scale));
+            }
+            return columns;
+        }
+
+        public override long DeleteRows(string batchKey)
+        {
+            using var cmd = Command(c, tx, Sql.DeleteRows, SqlParam.Key("@key", batchKey));
+            return cmd.ExecuteNonQuery();
+        }
+
+        public override void ReadIndexes(string batchKey, IndexSet into)
+        {
+            using var cmd = Command(c, tx, Sql.GetIndexes, SqlParam.Key("@key", batchKey));
+            using var r = cmd.ExecuteReader();
+            while (r.Read()) into.Add(r.GetInt64(0));
         }
 
         public override void CreateEventsTable(IReadOnlyList<ColumnDef> columns) => Execute(c, tx, Sql.CreateEventsTable(columns));
@@ -164,7 +237,10 @@ internal sealed class SqlServerEventStore : EventStoreBase
 
         public override void WriteRows(RowStream rows, CancellationToken cancellationToken)
         {
-            using var reader = new EventDataReader(rows);
+            // The event source (a download, the pipeline) may fail mid-stream. Thrown inside WriteToServer, that leaves the
+            // server waiting for the rest of the bulk load (SQL-Server-compatible servers have been seen to spin on it for
+            // minutes); caught by the reader, the bulk copy ends cleanly and the failure is rethrown here: the batch rolls back.
+            using var reader = new EventDataReader(rows) { CaptureSourceFailure = true };
             using var bulk = new SqlBulkCopy(c, SqlBulkCopyOptions.Default, tx)
             {
                 DestinationTableName = Sql.EventsTable,
@@ -177,6 +253,7 @@ internal sealed class SqlServerEventStore : EventStoreBase
             try
             {
                 bulk.WriteToServerAsync(reader, cancellationToken).GetAwaiter().GetResult();
+                if (reader.SourceFailure is { } failure) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
             }
             catch (Exception)
             {
@@ -185,13 +262,15 @@ internal sealed class SqlServerEventStore : EventStoreBase
             }
         }
 
-        public override void Record(BatchInfo batch, long rows, long bytes, DateTimeOffset loadedAt)
+        public override void Record(BatchRecord record, long bytes, DateTimeOffset loadedAt, bool exists)
         {
             int n;
-            using (var cmd = Command(c, tx, Sql.Record, ("@table", Sql.Table), ("@key", batch.Key), ("@range_start", batch.RangeStart),
-                ("@range_end", batch.RangeEnd), ("@rows", rows), ("@bytes", bytes), ("@loaded_at", loadedAt)))
+            using (var cmd = Command(c, tx, exists ? Sql.UpdateRecord : Sql.Record, store.TableParameter, SqlParam.Key("@key", record.Key),
+                SqlParam.Time("@range_start", record.RangeStart), SqlParam.Time("@range_end", record.RangeEnd), SqlParam.BigInt("@rows", record.Rows),
+                SqlParam.BigInt("@bytes", bytes), SqlParam.Time("@loaded_at", loadedAt), SqlParam.Bit("@is_complete", record.IsComplete),
+                SqlParam.BigInt("@source_events", record.SourceEvents)))
                 n = cmd.ExecuteNonQuery();
-            if (n != 1) throw new InvalidOperationException($"Batch {batch.Key} was recorded by another load meanwhile; this load is rolled back.");
+            if (n != 1) throw new InvalidOperationException($"Batch {record.Key} was recorded by another load meanwhile; this load is rolled back.");
         }
 
         public override void Commit()
@@ -227,11 +306,13 @@ internal sealed class SqlServerEventStore : EventStoreBase
         Execute(c, null, sql.CreateRunsTable);
     }
 
-    private static (string, object?)[] RunParameters(SyncRunRecord run) =>
+    private static SqlParameter[] RunParameters(SyncRunRecord run) =>
     [
-        ("@started_at", run.StartedAt), ("@ended_at", run.EndedAt), ("@api", run.Api ?? ""), ("@table_name", run.Table ?? ""),
-        ("@outcome", run.Outcome ?? "Running"), ("@batches", run.Batches), ("@rows", run.Rows), ("@bytes", run.Bytes),
-        ("@retries", run.Retries), ("@error", run.Error), ("@data_through", run.DataThrough), ("@host", run.Host), ("@run_id", run.RunId),
+        SqlParam.Time("@started_at", run.StartedAt), SqlParam.Time("@ended_at", run.EndedAt), SqlParam.Text("@api", run.Api ?? "", 64),
+        SqlParam.Name("@table_name", run.Table ?? ""), SqlParam.Text("@outcome", run.Outcome ?? "Running", 32), SqlParam.Int("@batches", run.Batches),
+        SqlParam.BigInt("@rows", run.Rows), SqlParam.BigInt("@bytes", run.Bytes), SqlParam.Int("@retries", run.Retries),
+        SqlParam.Text("@error", run.Error, -1), SqlParam.Time("@data_through", run.DataThrough), SqlParam.Text("@host", run.Host, 256),
+        SqlParam.BigInt("@run_id", run.RunId),
     ];
 
     public override long BeginRun(SyncRunRecord run)
@@ -256,7 +337,7 @@ internal sealed class SqlServerEventStore : EventStoreBase
         var list = new List<SyncRunRecord>();
         using var c = Connect();
         if (!TableExists(c, null, Identifiers.RunsTable)) return list;
-        using var cmd = Command(c, null, sql.GetRuns, ("@last", Math.Max(0, last)));
+        using var cmd = Command(c, null, sql.GetRuns, SqlParam.Int("@last", Math.Max(0, last)));
         using var r = cmd.ExecuteReader();
         while (r.Read())
         {
@@ -272,4 +353,29 @@ internal sealed class SqlServerEventStore : EventStoreBase
     }
 
     public override void Dispose() { }
+}
+
+/// <summary>
+/// Parameters with their SqlDbType, size and scale always explicit: an untyped NULL goes out as nvarchar, which SQL Server
+/// converts but stricter servers refuse for other column types, and typed parameters let the server reuse query plans.
+/// </summary>
+internal static class SqlParam
+{
+    /// <summary>An identifier value (sysname): table, schema.</summary>
+    public static SqlParameter Name(string name, string value) => Text(name, value, 128);
+
+    /// <summary>A batch key, as stored in the state table and _fs_batch.</summary>
+    public static SqlParameter Key(string name, string value) => Text(name, value, EventTableModel.MaxBatchKeyLength);
+
+    /// <summary>nvarchar(<paramref name="size"/>); -1 = nvarchar(max).</summary>
+    public static SqlParameter Text(string name, string? value, int size) =>
+        new(name, SqlDbType.NVarChar, size) { Value = (object?)value ?? DBNull.Value };
+
+    public static SqlParameter BigInt(string name, long? value) => new(name, SqlDbType.BigInt) { Value = (object?)value ?? DBNull.Value };
+    public static SqlParameter Int(string name, int? value) => new(name, SqlDbType.Int) { Value = (object?)value ?? DBNull.Value };
+    public static SqlParameter Bit(string name, bool? value) => new(name, SqlDbType.Bit) { Value = (object?)value ?? DBNull.Value };
+
+    /// <summary>datetimeoffset(3), the state and run tables' type for instants.</summary>
+    public static SqlParameter Time(string name, DateTimeOffset? value) =>
+        new(name, SqlDbType.DateTimeOffset) { Scale = 3, Value = (object?)value ?? DBNull.Value };
 }

@@ -66,21 +66,54 @@ public sealed class SqlServerStatements
     /// <summary>One column per statement: the multi-column form is not accepted by every compatible server.</summary>
     public string AddColumn(ColumnDef column) => $"ALTER TABLE {EventsTable} ADD {Quote(column.Name)} {TypeOf(column)} NULL;";
 
+    /// <summary>Every column of the table @table in schema @schema with its type: name, type name, length in bytes (-1 = max), precision, scale.</summary>
+    public const string GetColumnTypes =
+        "SELECT c.name, ty.name, c.max_length, c.precision, c.scale FROM sys.columns AS c JOIN sys.tables AS t ON t.object_id = c.object_id " +
+        "JOIN sys.schemas AS s ON s.schema_id = t.schema_id JOIN sys.types AS ty ON ty.user_type_id = c.user_type_id " +
+        "WHERE s.name = @schema AND t.name = @table ORDER BY c.column_id;";
+
+    /// <summary>1 when the state table has is_complete (older versions made it without; all their records are of whole sources).</summary>
+    public string StateHasCompleteness =>
+        "SELECT COUNT(*) FROM sys.columns AS c JOIN sys.tables AS t ON t.object_id = c.object_id JOIN sys.schemas AS s ON s.schema_id = t.schema_id " +
+        $"WHERE s.name = @schema AND t.name = N'{Identifiers.StateTable}' AND c.name = N'is_complete';";
+
     public string CreateStateTable =>
         $"CREATE TABLE {StateTable} (id bigint IDENTITY(1,1) NOT NULL PRIMARY KEY, table_name nvarchar(128) NOT NULL, " +
         $"batch_key nvarchar({EventTableModel.MaxBatchKeyLength}) NOT NULL, range_start datetimeoffset(3) NULL, range_end datetimeoffset(3) NULL, " +
         "row_count bigint NOT NULL, byte_count bigint NOT NULL, loaded_at datetimeoffset(3) NOT NULL, " +
+        $"is_complete bit NOT NULL CONSTRAINT {Quote("DF_" + Identifiers.StateTable + "_is_complete")} DEFAULT (1), source_events bigint NULL, " +
         $"CONSTRAINT {Quote("UQ_" + Identifiers.StateTable + "_table_batch")} UNIQUE (table_name, batch_key));";
 
-    public string IsRecorded => $"SELECT COUNT(*) FROM {StateTable} WHERE table_name = @table AND batch_key = @key;";
+    public string AddStateCompleteness =>
+        $"ALTER TABLE {StateTable} ADD is_complete bit NOT NULL CONSTRAINT {Quote("DF_" + Identifiers.StateTable + "_is_complete")} DEFAULT (1);";
+
+    /// <summary>One column per statement: the multi-column form is not accepted by every compatible server.</summary>
+    public string AddStateSourceEvents => $"ALTER TABLE {StateTable} ADD source_events bigint NULL;";
+
+    /// <summary>A source's record; <paramref name="withCompleteness"/> false for a state table made by an older version (every record complete).</summary>
+    public string GetRecord(bool withCompleteness) =>
+        $"SELECT {(withCompleteness ? "is_complete" : "CAST(1 AS bit)")}, row_count, range_start, range_end, {(withCompleteness ? "source_events" : "CAST(NULL AS bigint)")} FROM {StateTable} WHERE table_name = @table AND batch_key = @key;";
 
     /// <summary>Inserts the batch's record; the WHERE NOT EXISTS (and the unique constraint) make a duplicate impossible.</summary>
     public string Record =>
-        $"INSERT INTO {StateTable} (table_name, batch_key, range_start, range_end, row_count, byte_count, loaded_at) " +
-        $"SELECT @table, @key, @range_start, @range_end, @rows, @bytes, @loaded_at WHERE NOT EXISTS (SELECT 1 FROM {StateTable} WHERE table_name = @table AND batch_key = @key);";
+        $"INSERT INTO {StateTable} (table_name, batch_key, range_start, range_end, row_count, byte_count, loaded_at, is_complete, source_events) " +
+        $"SELECT @table, @key, @range_start, @range_end, @rows, @bytes, @loaded_at, @is_complete, @source_events WHERE NOT EXISTS (SELECT 1 FROM {StateTable} WHERE table_name = @table AND batch_key = @key);";
 
-    public string GetLoadedBatches =>
-        $"SELECT batch_key, range_start, range_end, row_count, loaded_at FROM {StateTable} WHERE table_name = @table ORDER BY id;";
+    /// <summary>Updates a partial source's record (more of it loaded, or all of it).</summary>
+    public string UpdateRecord =>
+        $"UPDATE {StateTable} SET is_complete = @is_complete, source_events = @source_events, row_count = @rows, byte_count = @bytes, range_start = @range_start, range_end = @range_end, " +
+        "loaded_at = @loaded_at WHERE table_name = @table AND batch_key = @key;";
+
+    /// <summary>The rows of one source (an earlier partial load, replaced by the whole source).</summary>
+    public string DeleteRows => $"DELETE FROM {EventsTable} WHERE {Quote(EventTableModel.BatchColumn)} = @key;";
+
+    /// <summary>The positions in their source of one source's rows.</summary>
+    public string GetIndexes =>
+        $"SELECT {Quote(EventTableModel.SourceIndexColumn)} FROM {EventsTable} WHERE {Quote(EventTableModel.BatchColumn)} = @key AND {Quote(EventTableModel.SourceIndexColumn)} IS NOT NULL;";
+
+    /// <summary>The bookmark: complete sources only.</summary>
+    public string GetLoadedBatches(bool withCompleteness) =>
+        $"SELECT batch_key, range_start, range_end, row_count, loaded_at FROM {StateTable} WHERE table_name = @table{(withCompleteness ? " AND is_complete = 1" : "")} ORDER BY id;";
 
     public string CreateRunsTable =>
         $"CREATE TABLE {RunsTable} (run_id bigint IDENTITY(1,1) NOT NULL PRIMARY KEY, started_at datetimeoffset(3) NOT NULL, ended_at datetimeoffset(3) NULL, " +
@@ -109,10 +142,19 @@ public sealed class SqlServerStatements
         yield return (nameof(GetColumns), GetColumns);
         yield return (nameof(CreateEventsTable), CreateEventsTable(columns));
         foreach (var c in columns) yield return (nameof(AddColumn) + ":" + c.Name, AddColumn(c));
+        yield return (nameof(GetColumnTypes), GetColumnTypes);
+        yield return (nameof(StateHasCompleteness), StateHasCompleteness);
         yield return (nameof(CreateStateTable), CreateStateTable);
-        yield return (nameof(IsRecorded), IsRecorded);
+        yield return (nameof(AddStateCompleteness), AddStateCompleteness);
+        yield return (nameof(AddStateSourceEvents), AddStateSourceEvents);
+        yield return (nameof(GetRecord), GetRecord(true));
+        yield return (nameof(GetRecord) + ":legacy", GetRecord(false));
         yield return (nameof(Record), Record);
-        yield return (nameof(GetLoadedBatches), GetLoadedBatches);
+        yield return (nameof(UpdateRecord), UpdateRecord);
+        yield return (nameof(DeleteRows), DeleteRows);
+        yield return (nameof(GetIndexes), GetIndexes);
+        yield return (nameof(GetLoadedBatches), GetLoadedBatches(true));
+        yield return (nameof(GetLoadedBatches) + ":legacy", GetLoadedBatches(false));
         yield return (nameof(CreateRunsTable), CreateRunsTable);
         yield return (nameof(BeginRun), BeginRun);
         yield return (nameof(EndRun), EndRun);

@@ -102,27 +102,87 @@ internal sealed class SqliteEventStore : EventStoreBase
         _ => value,
     };
 
+    /// <summary>Whether the state table has is_complete (tables made by older versions do not: all their records are of whole sources).</summary>
+    private static StateTableShape StateShape(SqliteConnection c, SqliteTransaction? tx)
+    {
+        if (!TableExists(c, tx, Identifiers.StateTable)) return StateTableShape.Missing;
+        return Convert.ToInt64(Scalar(c, tx, "SELECT count(*) FROM pragma_table_info($t) WHERE name = 'is_complete';", ("$t", Identifiers.StateTable))) > 0
+            ? StateTableShape.Current : StateTableShape.WithoutCompleteness;
+    }
+
+    private static string CompleteColumn(StateTableShape shape) => shape == StateTableShape.Current ? "is_complete" : "1";
+    private static string SourceEventsColumn(StateTableShape shape) => shape == StateTableShape.Current ? "source_events" : "NULL";
+
+    private BatchRecord? GetRecord(SqliteConnection c, SqliteTransaction? tx, string batchKey)
+    {
+        var shape = StateShape(c, tx);
+        if (shape == StateTableShape.Missing) return null;
+        using var cmd = c.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = $"SELECT {CompleteColumn(shape)}, row_count, range_start, range_end, {SourceEventsColumn(shape)} FROM {Quote(Identifiers.StateTable)} WHERE table_name = $t AND batch_key = $k;";
+        cmd.Parameters.AddWithValue("$t", Table);
+        cmd.Parameters.AddWithValue("$k", batchKey);
+        using var r = cmd.ExecuteReader();
+        if (!r.Read()) return null;
+        return new BatchRecord(batchKey, r.GetInt64(0) != 0, r.GetInt64(1), ParseIsoOrNull(r.GetValue(2)), ParseIsoOrNull(r.GetValue(3)),
+            r.IsDBNull(4) ? null : r.GetInt64(4));
+    }
+
     public override bool IsLoaded(string batchKey)
     {
         ValidateKey(batchKey);
         var c = Open(create: false);
-        if (c is null || !TableExists(c, null, Identifiers.StateTable)) return false;
-        return Convert.ToInt64(Scalar(c, null,
-            $"SELECT count(*) FROM {Quote(Identifiers.StateTable)} WHERE table_name = $t AND batch_key = $k;", ("$t", Table), ("$k", batchKey))) > 0;
+        return c is not null && GetRecord(c, null, batchKey) is { IsComplete: true };
     }
 
     public override IReadOnlyList<LoadedBatch> GetLoadedBatches()
     {
         var c = Open(create: false);
         var list = new List<LoadedBatch>();
-        if (c is null || !TableExists(c, null, Identifiers.StateTable)) return list;
+        if (c is null) return list;
+        var shape = StateShape(c, null);
+        if (shape == StateTableShape.Missing) return list;
         using var cmd = c.CreateCommand();
-        cmd.CommandText = $"SELECT batch_key, range_start, range_end, row_count, loaded_at FROM {Quote(Identifiers.StateTable)} WHERE table_name = $t ORDER BY id;";
+        cmd.CommandText = $"SELECT batch_key, range_start, range_end, row_count, loaded_at FROM {Quote(Identifiers.StateTable)} " +
+                          $"WHERE table_name = $t AND {CompleteColumn(shape)} = 1 ORDER BY id;";
         cmd.Parameters.AddWithValue("$t", Table);
         using var r = cmd.ExecuteReader();
         while (r.Read())
             list.Add(new LoadedBatch(r.GetString(0), ParseIsoOrNull(r.GetValue(1)), ParseIsoOrNull(r.GetValue(2)), r.GetInt64(3), ParseIso(r.GetString(4))));
         return list;
+    }
+
+    /// <summary>
+    /// SQLite stores by type affinity (from the declared type's name): integers need INTEGER or NUMERIC affinity, doubles
+    /// REAL or NUMERIC, text (also timestamps and JSON) TEXT; a column without a type (BLOB affinity) keeps any value as given.
+    /// </summary>
+    protected override string? RequiredTypeFor(ColumnDef column, ExistingColumn existing)
+    {
+        var affinity = AffinityOf(existing.TypeName);
+        bool ok = affinity == "BLOB" || column.Kind switch
+        {
+            ColumnKind.Int64 or ColumnKind.Int32 or ColumnKind.Boolean => affinity is "INTEGER" or "NUMERIC",
+            ColumnKind.Double => affinity is "REAL" or "NUMERIC",
+            _ => affinity == "TEXT",
+        };
+        return ok ? null : TypeOf(column.Kind) + (column.Kind switch
+        {
+            ColumnKind.Int64 => " (64-bit integers)",
+            ColumnKind.Timestamp => " (ISO 8601 UTC timestamps with milliseconds)",
+            ColumnKind.Json => " (JSON text)",
+            _ => "",
+        });
+    }
+
+    /// <summary>SQLite's rules for a declared type's affinity (https://sqlite.org/datatype3.html, 3.1).</summary>
+    internal static string AffinityOf(string declaredType)
+    {
+        var t = declaredType.ToUpperInvariant();
+        if (t.Contains("INT")) return "INTEGER";
+        if (t.Contains("CHAR") || t.Contains("CLOB") || t.Contains("TEXT")) return "TEXT";
+        if (t.Length == 0 || t.Contains("BLOB")) return "BLOB";
+        if (t.Contains("REAL") || t.Contains("FLOA") || t.Contains("DOUB")) return "REAL";
+        return "NUMERIC";
     }
 
     protected override BatchTransaction BeginBatch(CancellationToken cancellationToken)
@@ -149,27 +209,55 @@ internal sealed class SqliteEventStore : EventStoreBase
 
         private string T => Quote(store.Table);
 
-        public override bool StateTableExists() => TableExists(c, tx, Identifiers.StateTable);
+        public override StateTableShape GetStateTableShape() => StateShape(c, tx);
 
         public override void CreateStateTable() => Execute(c, tx,
             $"CREATE TABLE IF NOT EXISTS {Quote(Identifiers.StateTable)} (id INTEGER PRIMARY KEY AUTOINCREMENT, table_name TEXT NOT NULL, " +
             "batch_key TEXT NOT NULL, range_start TEXT, range_end TEXT, row_count INTEGER NOT NULL, byte_count INTEGER NOT NULL, " +
-            "loaded_at TEXT NOT NULL, UNIQUE (table_name, batch_key));");
+            "loaded_at TEXT NOT NULL, is_complete INTEGER NOT NULL DEFAULT 1, source_events INTEGER, UNIQUE (table_name, batch_key));");
 
-        public override bool IsRecorded(string batchKey) => StateTableExists() && Convert.ToInt64(Scalar(c, tx,
-            $"SELECT count(*) FROM {Quote(Identifiers.StateTable)} WHERE table_name = $t AND batch_key = $k;", ("$t", store.Table), ("$k", batchKey))) > 0;
+        public override void AddStateCompleteness()
+        {
+            Execute(c, tx, $"ALTER TABLE {Quote(Identifiers.StateTable)} ADD COLUMN is_complete INTEGER NOT NULL DEFAULT 1;");
+            Execute(c, tx, $"ALTER TABLE {Quote(Identifiers.StateTable)} ADD COLUMN source_events INTEGER;");
+        }
 
-        public override IReadOnlyList<string>? GetEventColumns()
+        public override BatchRecord? GetRecord(string batchKey) => store.GetRecord(c, tx, batchKey);
+
+        public override IReadOnlyList<ExistingColumn>? GetEventColumns()
         {
             if (!TableExists(c, tx, store.Table)) return null;
             using var cmd = c.CreateCommand();
             cmd.Transaction = tx;
-            cmd.CommandText = "SELECT name FROM pragma_table_info($t);";
+            cmd.CommandText = "SELECT name, type FROM pragma_table_info($t);";
             cmd.Parameters.AddWithValue("$t", store.Table);
             using var r = cmd.ExecuteReader();
-            var names = new List<string>();
-            while (r.Read()) names.Add(r.GetString(0));
-            return names;
+            var columns = new List<ExistingColumn>();
+            while (r.Read())
+            {
+                string type = r.IsDBNull(1) ? "" : r.GetString(1);
+                columns.Add(new ExistingColumn(r.GetString(0), type, type.Length == 0 ? "(no type)" : type));
+            }
+            return columns;
+        }
+
+        public override long DeleteRows(string batchKey)
+        {
+            using var cmd = c.CreateCommand();
+            cmd.Transaction = tx;
+            cmd.CommandText = $"DELETE FROM {T} WHERE {Quote(EventTableModel.BatchColumn)} = $k;";
+            cmd.Parameters.AddWithValue("$k", batchKey);
+            return cmd.ExecuteNonQuery();
+        }
+
+        public override void ReadIndexes(string batchKey, IndexSet into)
+        {
+            using var cmd = c.CreateCommand();
+            cmd.Transaction = tx;
+            cmd.CommandText = $"SELECT {Quote(EventTableModel.SourceIndexColumn)} FROM {T} WHERE {Quote(EventTableModel.BatchColumn)} = $k AND {Quote(EventTableModel.SourceIndexColumn)} IS NOT NULL;";
+            cmd.Parameters.AddWithValue("$k", batchKey);
+            using var r = cmd.ExecuteReader();
+            while (r.Read()) into.Add(r.GetInt64(0));
         }
 
         public override void CreateEventsTable(IReadOnlyList<ColumnDef> columns) => Execute(c, tx,
@@ -234,11 +322,14 @@ internal sealed class SqliteEventStore : EventStoreBase
             _ => SqliteType.Text,
         };
 
-        public override void Record(BatchInfo batch, long rowCount, long bytes, DateTimeOffset loadedAt) => Execute(c, tx,
-            $"INSERT INTO {Quote(Identifiers.StateTable)} (table_name, batch_key, range_start, range_end, row_count, byte_count, loaded_at) " +
-            "VALUES ($t, $k, $rs, $re, $rows, $bytes, $at);",
-            ("$t", store.Table), ("$k", batch.Key), ("$rs", batch.RangeStart is { } rs ? Iso(rs) : null),
-            ("$re", batch.RangeEnd is { } re ? Iso(re) : null), ("$rows", rowCount), ("$bytes", bytes), ("$at", Iso(loadedAt)));
+        public override void Record(BatchRecord record, long bytes, DateTimeOffset loadedAt, bool exists) => Execute(c, tx, exists
+            ? $"UPDATE {Quote(Identifiers.StateTable)} SET is_complete = $complete, source_events = $count, row_count = $rows, byte_count = $bytes, range_start = $rs, range_end = $re, " +
+              "loaded_at = $at WHERE table_name = $t AND batch_key = $k;"
+            : $"INSERT INTO {Quote(Identifiers.StateTable)} (table_name, batch_key, range_start, range_end, row_count, byte_count, loaded_at, is_complete, source_events) " +
+              "VALUES ($t, $k, $rs, $re, $rows, $bytes, $at, $complete, $count);",
+            ("$t", store.Table), ("$k", record.Key), ("$rs", record.RangeStart is { } rs ? Iso(rs) : null),
+            ("$re", record.RangeEnd is { } re ? Iso(re) : null), ("$rows", record.Rows), ("$bytes", bytes), ("$at", Iso(loadedAt)),
+            ("$complete", record.IsComplete ? 1L : 0L), ("$count", record.SourceEvents));
 
         public override void Commit()
         {

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Management.Automation;
 using FullStory.Engine.Api;
 using FullStory.Engine.Events;
@@ -11,22 +10,18 @@ namespace FullStory.PowerShell.Commands;
 /// <summary>
 /// Export-FullStoryEvent: loads FullStory events append-only, one row per event, into a table (events by default) in
 /// an embedded SQLite database (fullstory.db in the current location unless -Path says otherwise) or in SQL Server
-/// (-ConnectionString). Events are grouped into batches by their Source (e.g. bundle:156314880048): each batch is
-/// loaded in one transaction together with a record of its key, so a batch is loaded exactly once; a batch already
-/// recorded is skipped, and a failed or interrupted batch (error, Ctrl+C) is rolled back completely.
-/// Keep each source's events together in the pipeline (do not sort across bundles): once a source's batch is
-/// committed, later events of that source are skipped. A Where-Object filter before this command decides what is
-/// recorded for a source: loading the same source again later, unfiltered, is skipped as already loaded.
-/// Events without a Source are loaded as one batch keyed pipeline:&lt;new guid&gt;, which cannot be deduplicated:
-/// running the same command twice loads them twice.
+/// (-ConnectionString). Every row carries its source (_fs_batch: bundle, export window or file) and its position in it
+/// (_fs_index), and the destination records each source as complete or partial, so whatever the pipeline does — filter,
+/// sort, stop early, run twice — every event lands exactly once: events the destination holds already are skipped, a
+/// source recorded complete is skipped whole, and a complete load of a source (bundles from Get-FullStoryBundle, or a
+/// sync) replaces an earlier partial one in one transaction. Events without a Source load as pipeline:&lt;new guid&gt;
+/// and cannot be recognised if loaded again.
 /// </summary>
 /// <remarks>
-/// Pipeline input arrives one object per ProcessRecord; IEventStore.LoadBatch wants an IEnumerable. A worker thread runs
-/// LoadBatch over a small bounded queue that ProcessRecord fills, so a batch streams into its open transaction and is never
-/// buffered whole. Everything PowerShell-facing (ShouldProcess for CREATE/ALTER, verbose text) is marshalled back to the
-/// pipeline thread, which pumps those requests whenever it waits for the worker.
-/// Parameter sets: Sqlite and SqlServer take -InputObject events; a bundle input (-Bundle, FullStoryBundle from the pipeline)
-/// can be added as further sets (e.g. SqliteBundle / SqlServerBundle) without changing these.
+/// Bundles (the fast path) load through the engine's BatchLoader, one transaction per bundle and no object per event.
+/// Events load through the engine's PipelineEventLoader (a worker thread, a bounded queue, a transaction per chunk);
+/// ShouldProcess and verbose text asked for by the worker run on the pipeline thread through the PipelineMessenger,
+/// which the pipeline thread drains whenever it waits.
 /// </remarks>
 [Cmdlet(VerbsData.Export, "FullStoryEvent", SupportsShouldProcess = true, DefaultParameterSetName = SqliteSet)]
 [Alias("Export-FullStoryEvents")]
@@ -40,15 +35,13 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
     private const int QueueBound = 1000;
     private static readonly TimeSpan PumpInterval = TimeSpan.FromMilliseconds(50);
 
-    private readonly ConcurrentQueue<Action> pipelineWork = new();
-    private readonly HashSet<string> finishedKeys = new(StringComparer.Ordinal);
-    private readonly HashSet<string> warnedLate = new(StringComparer.Ordinal);
-    private int pipelineThread;
-    private CancellationTokenSource? abort;
     private IEventStore? store;
     private string tableName = "events";
-    private OpenBatch? current;
-    private long eventsSeen, eventsSkipped, errors;
+    private PipelineMessenger? messenger;
+    private PipelineEventLoader? eventLoader;
+    private BatchLoader? bundleLoader;
+    private long sourcesSkipped, eventsSkipped, errors;
+    private bool stopped; // a fatal error or a declined table: the rest of the input is not loaded
 
     /// <summary>FullStory events, usually piped from Receive-FullStoryEvent (filter with Where-Object first if you like).</summary>
     [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = SqliteSet)]
@@ -104,23 +97,10 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
     [Parameter]
     public SwitchParameter CustomVarColumns { get; set; }
 
-    private sealed class OpenBatch
-    {
-        public OpenBatch(string? source, string key) { Source = source; Key = key; }
-        public string? Source { get; }
-        public string Key { get; }
-        public BlockingCollection<FullStoryEvent>? Queue { get; set; }
-        public Task<LoadReport>? Worker { get; set; }
-        /// <summary>Already loaded, declined, or its load ended early: its remaining events are dropped.</summary>
-        public bool Skipping { get; set; }
-        public long Events { get; set; }
-    }
-
     protected override void BeginProcessing()
     {
         DebugInvocation();
-        pipelineThread = Environment.CurrentManagedThreadId;
-        abort = CancellationTokenSource.CreateLinkedTokenSource(CancellationToken);
+        messenger = new PipelineMessenger(this, 3, "Loading FullStory events");
 
         try { tableName = Identifiers.ValidateName(Table, nameof(Table)); }
         catch (ArgumentException ex)
@@ -135,8 +115,8 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
             Schema = Schema,
             BatchSize = BatchSize,
             CustomVarColumns = CustomVarColumns.IsPresent,
-            Log = message => OnPipelineThread(() => Verbose(message), wait: false),
-            ConfirmSchemaChange = change => OnPipelineThread(() => ShouldProcess(store?.Destination ?? tableName, change), wait: true),
+            Log = message => messenger.Verbose(message),
+            ConfirmSchemaChange = change => messenger.Invoke(() => ShouldProcess(store?.Destination ?? tableName, change), CancellationToken),
         };
 
         try
@@ -172,29 +152,15 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
 
     protected override void ProcessRecord()
     {
-        if (Bundle is not null)
-        {
-            LoadBundles(Bundle);
-            return;
-        }
-        if (InputObject is null) return;
+        if (stopped) return;
         try
         {
-            foreach (var ev in InputObject)
-            {
-                if (ev is null) continue;
-                eventsSeen++;
-                if (current is not null && !string.Equals(current.Source, ev.Source, StringComparison.Ordinal)) FinishBatch();
-                current ??= StartBatch(ev.Source);
-                current.Events++;
-                if (current.Skipping) { eventsSkipped++; continue; }
-                Feed(current, ev);
-            }
-            Pump();
+            if (Bundle is not null) LoadBundles(Bundle);
+            else if (InputObject is not null) LoadEvents(InputObject);
         }
-        catch (OperationCanceledException) when (abort!.IsCancellationRequested)
+        catch (OperationCanceledException) when (CancellationToken.IsCancellationRequested)
         {
-            AbandonBatch();
+            eventLoader?.Abandon();
             throw new PipelineStoppedException();
         }
     }
@@ -203,71 +169,95 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
     {
         try
         {
-            if (current is not null) FinishBatch();
+            if (eventLoader is not null && !stopped) Report(() => eventLoader.Complete());
         }
-        catch (OperationCanceledException) when (abort!.IsCancellationRequested)
+        catch (OperationCanceledException) when (CancellationToken.IsCancellationRequested)
         {
-            AbandonBatch();
+            eventLoader?.Abandon();
             throw new PipelineStoppedException();
         }
         messenger?.Complete();
-        if (eventsSeen > 0 && eventsSkipped == eventsSeen && errors == 0)
-            WriteWarning($"All {eventsSeen} events were skipped: their batches are already loaded into {tableName} (or were not confirmed). Nothing was written.");
+        if (eventLoader is { EventsDeclined: > 0 } declined)
+            Verbose($"{declined.EventsDeclined:N0} events were not loaded: their sources were not confirmed.");
+        if (sourcesSkipped > 0)
+            Verbose($"{sourcesSkipped:N0} sources ({eventsSkipped:N0} events) were already loaded into {tableName} and were skipped.");
     }
 
-    private OpenBatch StartBatch(string? source)
+    private void LoadEvents(FullStoryEvent[] events)
     {
-        string key = source ?? "pipeline:" + Guid.NewGuid().ToString("D");
-        var batch = new OpenBatch(source, key);
-        if (finishedKeys.Contains(key))
+        eventLoader ??= new PipelineEventLoader(store!, messenger!.Drain,
+            admitSource: key => ShouldProcess(store!.Destination, $"Load events of {key} into table {tableName}"),
+            cancellationToken: CancellationToken);
+        if (eventLoader.EventsSeen == 0)
+            Verbose($"Events without a Source are loaded as batch {eventLoader.FallbackKey}: they cannot be recognised if loaded again.");
+        foreach (var ev in events)
         {
-            // Events of a source arrived after its batch was committed (input not grouped by source).
-            batch.Skipping = true;
-            if (warnedLate.Add(key))
-                WriteWarning($"More events of {key} arrived after its batch was committed; they are skipped. Keep each source's events together (do not sort across bundles).");
-            return batch;
+            if (ev is null) continue;
+            Report(() => eventLoader.Add(ev));
+            if (stopped) return;
         }
-        if (source is null)
-            Verbose($"Events without a Source are loaded as batch {key}: they cannot be deduplicated if loaded again.");
+        messenger!.Drain();
+    }
 
+    /// <summary>Writes the reports of a committed chunk; a failed chunk is a non-terminating error (its sources can be loaded again).</summary>
+    private void Report(Func<IReadOnlyList<LoadReport>> step)
+    {
+        IReadOnlyList<LoadReport> reports;
         try
         {
-            if (store!.IsLoaded(key))
-            {
-                batch.Skipping = true;
-                Verbose($"Batch {key} is already loaded into {tableName}; its events are skipped.");
-                return batch;
-            }
+            reports = step();
         }
-        catch (ArgumentException ex)
+        catch (ArgumentException ex) when (ex.ParamName == "Source")
         {
-            batch.Skipping = true;
             errors++;
-            WriteError(Error(ex, "FullStory.InvalidBatch", ErrorCategory.InvalidData, key, "Events need a Source of at most 320 characters."));
-            return batch;
+            WriteError(Error(ex, "FullStory.InvalidBatch", ErrorCategory.InvalidData, null, "Events need a Source of at most 320 characters (as Receive-FullStoryEvent sets it)."));
+            return;
         }
-        catch (Exception ex) when (ex is not OperationCanceledException)
+        catch (PipelineLoadException ex)
         {
-            batch.Skipping = true;
-            WriteError(ExportError(ex, key));
-            return batch;
+            messenger!.Drain();
+            HandleLoadFailure(ex.InnerException!, ex.Sources.Count == 1 ? ex.Sources[0] : string.Join(", ", ex.Sources), ex.Message);
+            return;
         }
-
-        if (!ShouldProcess(store.Destination, $"Load batch {key} into table {tableName}"))
-        {
-            batch.Skipping = true;
-            return batch;
-        }
-
-        var queue = new BlockingCollection<FullStoryEvent>(QueueBound);
-        var token = abort!.Token;
-        batch.Queue = queue;
-        batch.Worker = Task.Run(() => store.LoadBatch(new BatchInfo(key), queue.GetConsumingEnumerable(token), null, token), token);
-        return batch;
+        messenger!.Drain();
+        foreach (var r in reports) WriteReport(r);
     }
 
-    private BatchLoader? bundleLoader;
-    private PipelineMessenger? messenger;
+    private void WriteReport(LoadReport report)
+    {
+        if (report.AlreadyLoaded)
+        {
+            sourcesSkipped++;
+            eventsSkipped += report.SkippedEvents;
+            Verbose($"{report.BatchKey} is already loaded into {tableName}; skipped.");
+        }
+        WriteObject(report);
+    }
+
+    /// <summary>
+    /// A table that cannot hold the data, or a declined table, stops the command (every further load would fail the same
+    /// way); any other failure is reported for its batch, which was rolled back, and the command goes on.
+    /// </summary>
+    private void HandleLoadFailure(Exception cause, string key, string? message = null)
+    {
+        switch (cause)
+        {
+            case SchemaChangeDeclinedException declined:
+                stopped = true;
+                Verbose($"Not loaded: '{declined.Change}' was not confirmed; the rest of the input is not loaded either.");
+                return;
+            case IncompatibleTableException incompatible:
+                stopped = true;
+                ThrowTerminatingError(Error(incompatible, "FullStory.IncompatibleTable", ErrorCategory.InvalidData, tableName,
+                    $"Pass another -Table (a new table is created with the right types), or migrate the columns named to the types named."));
+                return;
+        }
+        errors++;
+        var failure = message is null ? cause : new InvalidOperationException(message, cause);
+        WriteError(Error(failure, "FullStory.ExportFailed", ErrorCategory.WriteError, key,
+            $"Nothing of {key} was written by this load. Fix the cause (connection, permissions, disk space) and run the command again: " +
+            "what is already loaded is recognised and skipped."));
+    }
 
     /// <summary>The fast path: each bundle downloaded and loaded by the engine's BatchLoader, on the pipeline thread.</summary>
     private void LoadBundles(FullStoryBundle[] bundles)
@@ -278,9 +268,8 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
             if (ActiveSession is null)
                 ThrowTerminatingError(Error(new InvalidOperationException("There is no FullStory session to download the bundles. Run Connect-FullStory -ApiKey <key> first, or pass -Session."),
                     "FullStory.NotConnected", ErrorCategory.ConnectionError, null));
-            messenger = new PipelineMessenger(this, 3, $"Loading FullStory bundles into {tableName}");
-            var m = messenger;
-            bundleLoader = new BatchLoader(ActiveSession!, store!, messenger.Observer)
+            var m = messenger!;
+            bundleLoader = new BatchLoader(ActiveSession!, store!, m.Observer)
             {
                 ArchiveDirectory = OutDirectory is null ? null : GetUnresolvedProviderPathFromPSPath(OutDirectory),
                 RowProgress = (key, rows) => m.Progress(() => $"{key}: {rows:N0} rows"),
@@ -289,150 +278,36 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
         foreach (var bundle in bundles)
         {
             if (bundle is null) continue;
+            if (stopped) return;
             if (!ShouldProcess(store!.Destination, $"Load {bundle.BatchKey} into table {tableName}")) continue;
             try
             {
-                var report = bundleLoader.LoadBundle(bundle, abort!.Token);
+                var report = bundleLoader.LoadBundle(bundle, CancellationToken);
                 messenger!.Drain();
-                if (report.AlreadyLoaded) { eventsSkipped++; Verbose($"{bundle.BatchKey} is already loaded into {tableName}; not downloaded."); }
-                else WriteObject(report);
+                WriteReport(report);
             }
-            catch (OperationCanceledException) when (abort!.IsCancellationRequested)
+            catch (OperationCanceledException) when (CancellationToken.IsCancellationRequested)
             {
-                throw new PipelineStoppedException();
-            }
-            catch (SchemaChangeDeclinedException declined)
-            {
-                Verbose($"{bundle.BatchKey} not loaded: '{declined.Change}' was not confirmed.");
+                throw;
             }
             catch (Exception ex) when (ex is not PipelineStoppedException)
             {
                 messenger!.Drain();
                 // Download failures say what FullStory did; anything else is a failed load, rolled back whole.
                 if (ex is FullStoryApiException or EventDataException) { errors++; WriteError(ToErrorRecord(ex, bundle)); }
-                else WriteError(ExportError(ex, bundle.BatchKey));
+                else HandleLoadFailure(ex, bundle.BatchKey);
             }
         }
-    }
-
-    /// <summary>Hands one event to the batch's worker, pumping the worker's requests while the queue is full.</summary>
-    private void Feed(OpenBatch batch, FullStoryEvent ev)
-    {
-        while (true)
-        {
-            if (batch.Worker!.IsCompleted)
-            {
-                // The load ended before its input did (an error, or a declined schema change): the rest is dropped and
-                // the outcome reported when the batch finishes.
-                batch.Skipping = true;
-                eventsSkipped++;
-                return;
-            }
-            if (batch.Queue!.TryAdd(ev, (int)PumpInterval.TotalMilliseconds, abort!.Token)) return;
-            Pump();
-        }
-    }
-
-    /// <summary>The source changed or the input ended: let the worker record and commit, then report.</summary>
-    private void FinishBatch()
-    {
-        var batch = current!;
-        current = null;
-        finishedKeys.Add(batch.Key);
-        if (batch.Worker is null) return;
-
-        batch.Queue!.CompleteAdding();
-        while (!batch.Worker.Wait(PumpInterval)) Pump(); // Wait returns (true) when faulted too
-        Pump();
-        batch.Queue.Dispose();
-
-        if (batch.Worker.IsCompletedSuccessfully)
-        {
-            var report = batch.Worker.Result;
-            if (report.AlreadyLoaded)
-            {
-                eventsSkipped += batch.Events;
-                Verbose($"Batch {batch.Key} was loaded by another process meanwhile; its events are skipped.");
-            }
-            else WriteObject(report);
-            return;
-        }
-
-        var ex = batch.Worker.Exception?.GetBaseException() ?? new OperationCanceledException();
-        eventsSkipped += batch.Events;
-        switch (ex)
-        {
-            case OperationCanceledException when abort!.IsCancellationRequested:
-                throw new OperationCanceledException(abort.Token);
-            case SchemaChangeDeclinedException declined:
-                Verbose($"Batch {batch.Key} not loaded: '{declined.Change}' was not confirmed.");
-                break;
-            default:
-                WriteError(ExportError(ex, batch.Key));
-                break;
-        }
-    }
-
-    private ErrorRecord ExportError(Exception ex, string key)
-    {
-        errors++;
-        return Error(ex, "FullStory.ExportFailed", ErrorCategory.WriteError, key,
-        $"Batch {key} was rolled back, nothing of it was written. Fix the cause (connection, permissions, disk space) and run the command again: " +
-        "batches already loaded are skipped.");
-    }
-
-    /// <summary>Cancels and waits for the open batch's rollback (Ctrl+C, or the pipeline ended early).</summary>
-    private void AbandonBatch()
-    {
-        var batch = current;
-        current = null;
-        if (batch?.Worker is null) return;
-        try { abort?.Cancel(); } catch (ObjectDisposedException) { }
-        try { batch.Queue!.CompleteAdding(); } catch (ObjectDisposedException) { }
-        try { batch.Worker.Wait(TimeSpan.FromSeconds(60)); } catch (AggregateException) { }
-        if (batch.Worker.IsCompleted) batch.Queue!.Dispose();
-    }
-
-    /// <summary>Runs PowerShell-facing work on the pipeline thread: at once when already there, else queued for <see cref="Pump"/>.</summary>
-    private bool OnPipelineThread(Func<bool> work, bool wait)
-    {
-        if (Environment.CurrentManagedThreadId == pipelineThread) return work();
-        if (!wait)
-        {
-            pipelineWork.Enqueue(() => work());
-            return true;
-        }
-        var answer = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
-        pipelineWork.Enqueue(() =>
-        {
-            try { answer.SetResult(work()); }
-            catch (Exception ex) { answer.SetException(ex); }
-        });
-        answer.Task.Wait(abort!.Token); // OperationCanceledException on Ctrl+C: the load rolls back
-        return answer.Task.Result;
-    }
-
-    private void OnPipelineThread(Action work, bool wait) => OnPipelineThread(() => { work(); return true; }, wait);
-
-    private void Pump()
-    {
-        while (pipelineWork.TryDequeue(out var work)) work();
-    }
-
-    protected override void StopProcessing()
-    {
-        base.StopProcessing();
-        try { abort?.Cancel(); } catch (ObjectDisposedException) { }
     }
 
     void IDisposable.Dispose()
     {
-        // Reached without EndProcessing when the pipeline stops early (Ctrl+C, Select-Object -First, an error downstream):
-        // an open batch is incomplete, so it is rolled back.
-        AbandonBatch();
+        // Reached without EndProcessing when the pipeline stops early (Ctrl+C, an error downstream): the open chunk is
+        // incomplete, so it is rolled back.
+        eventLoader?.Dispose();
+        eventLoader = null;
         store?.Dispose();
         store = null;
-        abort?.Dispose();
         Dispose();
     }
 }

@@ -6,16 +6,18 @@ using FullStory.Engine.Api;
 namespace FullStory.PowerShell.Infrastructure;
 
 /// <summary>
-/// Carries the engine's verbose lines, retries and progress to PowerShell. Cmdlet.Write* may only be called on the
-/// pipeline thread, so messages from other threads wait in a queue until the cmdlet drains it; everything is redacted.
-/// Progress is throttled (a bar per event would cost more than the events).
+/// Carries the engine's verbose lines, retries and progress to PowerShell, and runs PowerShell-facing work (ShouldProcess)
+/// asked for by worker threads. Cmdlet.Write* and ShouldProcess may only be called on the pipeline thread, so work from
+/// other threads waits in a queue until the pipeline thread drains it (<see cref="Drain"/>: call it whenever the pipeline
+/// thread waits for a worker); everything written is redacted. Progress is throttled (a bar per event would cost more
+/// than the events).
 /// </summary>
 internal sealed class PipelineMessenger
 {
     private static readonly TimeSpan ProgressInterval = TimeSpan.FromMilliseconds(250);
     private readonly FullStoryCmdletBase cmdlet;
     private readonly int pipelineThread = Environment.CurrentManagedThreadId;
-    private readonly ConcurrentQueue<string> pending = new();
+    private readonly ConcurrentQueue<Action> pending = new();
     private readonly Stopwatch sinceProgress = Stopwatch.StartNew();
     private bool progressShown;
 
@@ -38,12 +40,32 @@ internal sealed class PipelineMessenger
     public void Verbose(string message)
     {
         if (Environment.CurrentManagedThreadId == pipelineThread) { Drain(); cmdlet.WriteVerboseSafe(message); }
-        else pending.Enqueue(message);
+        else pending.Enqueue(() => cmdlet.WriteVerboseSafe(message));
     }
 
+    /// <summary>Runs queued work (messages, requests from workers) on the pipeline thread.</summary>
     public void Drain()
     {
-        while (pending.TryDequeue(out var m)) cmdlet.WriteVerboseSafe(m);
+        if (Environment.CurrentManagedThreadId != pipelineThread) return;
+        while (pending.TryDequeue(out var work)) work();
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> on the pipeline thread and returns its result: at once when called there; from another
+    /// thread, queued for the next <see cref="Drain"/> while the caller waits (cancellation ends the wait with
+    /// OperationCanceledException). Exceptions reach the caller.
+    /// </summary>
+    public T Invoke<T>(Func<T> work, CancellationToken cancellationToken)
+    {
+        if (Environment.CurrentManagedThreadId == pipelineThread) return work();
+        var answer = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        pending.Enqueue(() =>
+        {
+            try { answer.SetResult(work()); }
+            catch (Exception ex) { answer.SetException(ex); }
+        });
+        answer.Task.Wait(cancellationToken);
+        return answer.Task.GetAwaiter().GetResult();
     }
 
     /// <summary>Shows progress at most every 250 ms unless forced; silent under $ProgressPreference = 'SilentlyContinue' (PowerShell drops it).</summary>

@@ -25,6 +25,10 @@ public abstract class EventStoreTests : IDisposable
     protected abstract bool TableExists(string table);
     /// <summary>Creates a table with just these columns, as an older version of the module would have.</summary>
     protected abstract void CreateTable(string table, IEnumerable<ColumnDef> columns);
+    /// <summary>Creates a table a user made: IndvId as text, EventStart as an integer, and a column of their own (foo).</summary>
+    protected abstract void CreateIncompatibleTable(string table);
+    /// <summary>Rows of the state table for the test's table: key -> (is_complete, row_count).</summary>
+    protected abstract Dictionary<string, (bool Complete, long Rows)> StateRecords();
     public abstract void Dispose();
 
     protected void SkipIfUnavailable() => Skip.If(SkipReason is not null, SkipReason);
@@ -100,7 +104,7 @@ public abstract class EventStoreTests : IDisposable
         // Spot checks of typed values: a 64-bit id and a timestamp to the millisecond.
         Assert.Contains(rows, r => (long?)r["UserId"] == 5189870820212736L && (DateTime?)r["EventStart"] == new DateTime(2020, 8, 27, 6, 20, 26, 900, DateTimeKind.Utc));
         Assert.Contains(rows, r => (string?)r["CustomVars"] is { } cv && cv.Contains("page_foobar_str"));
-        Assert.Equal(StandardFields.All.Select(f => f.Name).Concat(["CustomVars", "_fs_batch", "_fs_loaded_at"]), ColumnNames(TableName));
+        Assert.Equal(StandardFields.All.Select(f => f.Name).Concat(["CustomVars", "_fs_batch", "_fs_index", "_fs_loaded_at"]), ColumnNames(TableName));
     }
 
     [SkippableFact]
@@ -430,5 +434,201 @@ public abstract class EventStoreTests : IDisposable
         Assert.Equal(Environment.MachineName, back.Host);
         Assert.Equal("Running", runs[0].Outcome);
         Assert.Single(store.GetRuns(1));
+    }
+
+    // ---- Nothing lost, nothing twice: partial and complete loads of a source (issue 12) ----
+
+    private const string LegacyKey = "bundle:156314880048", SegmentKey = "export:everyone:2020-08-27T00:00:00Z/2020-08-28T00:00:00Z";
+
+    /// <summary>The (source, position) pairs in the table, with how often each occurs.</summary>
+    private Dictionary<(string, long), int> Identities() => ReadRows()
+        .GroupBy(r => ((string)r[EventTableModel.BatchColumn]!, (long)r[EventTableModel.SourceIndexColumn]!))
+        .ToDictionary(g => g.Key, g => g.Count());
+
+    [SkippableFact]
+    public void Rows_carry_their_position_in_the_source()
+    {
+        SkipIfUnavailable();
+        using var store = OpenDefault();
+        store.LoadBatch(new BatchInfo(LegacyKey), LoadingTestData.Indexed(TestData.LegacySample, LegacyKey));
+        var ids = Identities();
+        Assert.Equal(144, ids.Count);
+        Assert.All(ids.Values, n => Assert.Equal(1, n));
+        Assert.Equal(Enumerable.Range(0, 144).Select(i => (long)i), ids.Keys.Select(k => k.Item2).Order());
+        // Rows keep their event's values at that position: event 0 of the sample is a uservar event.
+        var first = ReadRows().Single(r => (long)r[EventTableModel.SourceIndexColumn]! == 0);
+        Assert.Equal("uservar", first["EventType"]);
+    }
+
+    [SkippableFact]
+    public void A_filtered_load_is_partial_and_a_whole_load_of_the_source_replaces_it()
+    {
+        SkipIfUnavailable();
+        var events = LoadingTestData.Indexed(TestData.LegacySample, LegacyKey).ToList();
+        var clicks = events.Where(e => e.EventType == "click").ToList();
+        Assert.InRange(clicks.Count, 1, 143);
+        using var store = OpenDefault();
+
+        var partial = Assert.Single(store.LoadEvents(clicks, "pipeline:x"));
+        Assert.Equal(clicks.Count, partial.Rows);
+        Assert.False(partial.IsComplete);
+        Assert.False(partial.AlreadyLoaded);
+        Assert.False(store.IsLoaded(LegacyKey)); // a partial record is not a bookmark
+        Assert.Empty(store.GetLoadedBatches());
+        Assert.Equal((false, (long)clicks.Count), StateRecords()[LegacyKey]);
+
+        // The identical filtered command again adds nothing.
+        var again = Assert.Single(store.LoadEvents(clicks, "pipeline:y"));
+        Assert.Equal(0, again.Rows);
+        Assert.Equal(clicks.Count, again.SkippedEvents);
+        Assert.Equal(clicks.Count, ReadRows().Count);
+
+        // The whole bundle (Export of bundles, or a sync): replaces the partial rows in one transaction.
+        var whole = store.LoadBatch(new BatchInfo(LegacyKey, DateTimeOffset.FromUnixTimeSeconds(1563148800), DateTimeOffset.FromUnixTimeSeconds(1563235200)),
+            LoadingTestData.Indexed(TestData.LegacySample, LegacyKey));
+        Assert.Equal(144, whole.Rows);
+        Assert.Equal(clicks.Count, whole.ReplacedRows);
+        Assert.True(whole.IsComplete);
+        var ids = Identities();
+        Assert.Equal(144, ids.Count);
+        Assert.All(ids.Values, n => Assert.Equal(1, n));
+        Assert.True(store.IsLoaded(LegacyKey));
+        var loaded = Assert.Single(store.GetLoadedBatches());
+        Assert.Equal(DateTimeOffset.FromUnixTimeSeconds(1563235200), loaded.RangeEnd);
+        Assert.Equal((true, 144L), StateRecords()[LegacyKey]);
+
+        // ...and after it, every pipeline load of the source is skipped whole.
+        var after = Assert.Single(store.LoadEvents(clicks, "pipeline:z"));
+        Assert.True(after.AlreadyLoaded);
+        Assert.Equal(144, ReadRows().Count);
+    }
+
+    [SkippableFact]
+    public void Events_sorted_across_sources_all_land_once_and_both_sources_become_complete()
+    {
+        SkipIfUnavailable();
+        var all = LoadingTestData.Indexed(TestData.LegacySample, LegacyKey)
+            .Concat(LoadingTestData.Indexed(TestData.SegmentSample, SegmentKey))
+            .OrderBy(e => e.EventType, StringComparer.Ordinal).ToList(); // a stable sort, as Sort-Object EventType
+        using var store = OpenDefault();
+        // As the pipeline loader chunks them: three transactions, cut anywhere.
+        var reports = store.LoadEvents(all.Take(100), "p").Concat(store.LoadEvents(all.Skip(100).Take(77), "p")).Concat(store.LoadEvents(all.Skip(177), "p")).ToList();
+
+        Assert.Equal(288, reports.Sum(r => r.Rows));
+        var ids = Identities();
+        Assert.Equal(288, ids.Count);
+        Assert.All(ids.Values, n => Assert.Equal(1, n));
+        Assert.True(store.IsLoaded(LegacyKey));
+        Assert.True(store.IsLoaded(SegmentKey));
+        Assert.Equal((true, 144L), StateRecords()[LegacyKey]);
+
+        // The same command again: nothing new.
+        var again = store.LoadEvents(all, "p");
+        Assert.All(again, r => Assert.True(r.AlreadyLoaded));
+        Assert.Equal(288, ReadRows().Count);
+    }
+
+    [SkippableFact]
+    public void A_source_loaded_in_pieces_becomes_complete_once_every_event_is_there()
+    {
+        SkipIfUnavailable();
+        var events = LoadingTestData.Indexed(TestData.SegmentSample, SegmentKey).ToList();
+        using var store = OpenDefault();
+        // The last event (which carries the count) arrives first; the rest in two overlapping pieces.
+        Assert.False(Assert.Single(store.LoadEvents(events.Skip(143), "p")).IsComplete);
+        Assert.False(Assert.Single(store.LoadEvents(events.Take(80), "p")).IsComplete);
+        var last = Assert.Single(store.LoadEvents(events.Skip(60).Take(83), "p"));
+        Assert.Equal(63, last.Rows);
+        Assert.Equal(20, last.SkippedEvents);
+        Assert.True(last.IsComplete);
+        Assert.True(store.IsLoaded(SegmentKey));
+        Assert.Equal(144, Identities().Count);
+        Assert.Equal(144, ReadRows().Count);
+    }
+
+    [SkippableFact]
+    public void A_cut_source_never_becomes_complete()
+    {
+        SkipIfUnavailable();
+        // What a body that broke off leaves: the first 100 events, no count on any of them.
+        var events = LoadingTestData.Indexed(TestData.LegacySample, LegacyKey).Take(100).Select(e => { e.SourceCount = null; return e; }).ToList();
+        using var store = OpenDefault();
+        var report = Assert.Single(store.LoadEvents(events, "p"));
+        Assert.Equal(100, report.Rows);
+        Assert.False(report.IsComplete);
+        Assert.False(store.IsLoaded(LegacyKey));
+        // The whole source later: all 144, once.
+        Assert.Equal(44, Assert.Single(store.LoadEvents(LoadingTestData.Indexed(TestData.LegacySample, LegacyKey), "p")).Rows);
+        Assert.True(store.IsLoaded(LegacyKey));
+        Assert.Equal(144, ReadRows().Count);
+    }
+
+    [SkippableFact]
+    public void Events_without_a_source_or_position_still_land()
+    {
+        SkipIfUnavailable();
+        var events = LoadingTestData.Synthetic(5).Select(e => { e.Source = null; return e; }).ToList();
+        using var store = OpenDefault();
+        var report = Assert.Single(store.LoadEvents(events, "pipeline:1234"));
+        Assert.Equal("pipeline:1234", report.BatchKey);
+        Assert.Equal(5, report.Rows);
+        Assert.False(report.IsComplete);
+        Assert.Equal(5, ReadRows().Count(r => (string?)r[EventTableModel.BatchColumn] == "pipeline:1234" && r[EventTableModel.SourceIndexColumn] is null));
+    }
+
+    [SkippableFact]
+    public void Pipeline_input_of_loaded_sources_only_changes_nothing()
+    {
+        SkipIfUnavailable();
+        var asked = new List<string>();
+        var options = Options();
+        using (var store = Open(options)) store.LoadBatch(new BatchInfo(LegacyKey), LoadingTestData.Indexed(TestData.LegacySample, LegacyKey));
+        options.ConfirmSchemaChange = change => { asked.Add(change); return true; };
+        using (var store = Open(options))
+        {
+            var report = Assert.Single(store.LoadEvents(LoadingTestData.Indexed(TestData.LegacySample, LegacyKey), "p"));
+            Assert.True(report.AlreadyLoaded);
+            Assert.Equal(144, report.SkippedEvents);
+        }
+        Assert.Empty(asked);
+    }
+
+    [SkippableFact]
+    public void A_failed_pipeline_load_leaves_nothing_of_any_of_its_sources()
+    {
+        SkipIfUnavailable();
+        var error = new InvalidDataException("broken");
+        IEnumerable<FullStoryEvent> Failing()
+        {
+            foreach (var e in LoadingTestData.Indexed(TestData.LegacySample, LegacyKey)) yield return e;
+            foreach (var e in LoadingTestData.Indexed(TestData.SegmentSample, SegmentKey).Take(50)) yield return e;
+            throw error;
+        }
+        using var store = OpenDefault();
+        Assert.Same(error, Assert.Throws<InvalidDataException>(() => store.LoadEvents(Failing(), "p")));
+        Assert.True(!TableExists(TableName) || ReadRows().Count == 0);
+        Assert.Empty(StateRecords());
+    }
+
+    [SkippableFact]
+    public void An_incompatible_existing_table_is_refused_before_anything_changes()
+    {
+        SkipIfUnavailable();
+        CreateIncompatibleTable(TableName);
+        var before = ColumnNames(TableName);
+        using var store = OpenDefault();
+        var ex = Assert.Throws<IncompatibleTableException>(() => store.LoadBatch(new BatchInfo("b"), LoadingTestData.Synthetic(10)));
+        // Identifiers compare case-insensitively (SQL Server's default collations; some servers report them lower-cased).
+        Assert.Contains(ex.Columns, c => c.Column.Equals("IndvId", StringComparison.OrdinalIgnoreCase));
+        Assert.Contains(ex.Columns, c => c.Column.Equals("EventStart", StringComparison.OrdinalIgnoreCase));
+        Assert.DoesNotContain(ex.Columns, c => c.Column.Equals("foo", StringComparison.OrdinalIgnoreCase));
+        Assert.Contains("-Table", ex.Message);
+        Assert.Contains(TableName, ex.Message);
+        Assert.Equal(before, ColumnNames(TableName)); // nothing altered
+        Assert.Empty(ReadRows());
+        Assert.Empty(StateRecords());
+        Assert.Throws<IncompatibleTableException>(() => store.LoadEvents(LoadingTestData.Synthetic(3), "p"));
+        Assert.Equal(before, ColumnNames(TableName));
+        Assert.Empty(ReadRows());
     }
 }

@@ -18,6 +18,18 @@ internal static class LoadingTestData
 
     public static List<FullStoryEvent> Read(string path, string source) => Stream(path, source).ToList();
 
+    /// <summary>A sample file's events as the reader delivers a whole source: Source, positions from 0, the count on the last.</summary>
+    public static IEnumerable<FullStoryEvent> Indexed(string path, string source)
+    {
+        var events = Read(path, source);
+        for (int i = 0; i < events.Count; i++)
+        {
+            events[i].SourceIndex = i;
+            events[i].SourceCount = i == events.Count - 1 ? events.Count : null;
+        }
+        return events;
+    }
+
     /// <summary>The row a raw JSON event must become, built from the JSON alone (not from the parser's output).</summary>
     public static Dictionary<string, object?> ExpectedRow(JsonObject o)
     {
@@ -47,7 +59,7 @@ internal static class LoadingTestData
         var parts = new List<string>();
         foreach (var c in EventTableModel.FixedColumns)
         {
-            if (c.Role is ColumnRole.Batch or ColumnRole.LoadedAt) continue;
+            if (c.Role is ColumnRole.Batch or ColumnRole.LoadedAt or ColumnRole.SourceIndex) continue;
             row.TryGetValue(c.Name, out var v);
             string text = v switch
             {

@@ -76,6 +76,26 @@ public sealed class SqlServerEventStoreTests : EventStoreTests
         cmd.ExecuteNonQuery();
     }
 
+    protected override void CreateIncompatibleTable(string table)
+    {
+        tables.Add(table);
+        using var c = Connect();
+        using var cmd = new SqlCommand($"CREATE TABLE [dbo].{Q(table)} ([IndvId] nvarchar(50) NULL, [EventStart] int NULL, [foo] int NULL);", c);
+        cmd.ExecuteNonQuery();
+    }
+
+    protected override Dictionary<string, (bool Complete, long Rows)> StateRecords()
+    {
+        var records = new Dictionary<string, (bool, long)>();
+        if (!TableExists(Identifiers.StateTable)) return records;
+        using var c = Connect();
+        using var cmd = new SqlCommand($"SELECT batch_key, is_complete, row_count FROM [dbo].{Q(Identifiers.StateTable)} WHERE table_name = @t;", c);
+        cmd.Parameters.Add(new SqlParameter("@t", System.Data.SqlDbType.NVarChar, 128) { Value = TableName });
+        using var r = cmd.ExecuteReader();
+        while (r.Read()) records[r.GetString(0)] = (r.GetBoolean(1), r.GetInt64(2));
+        return records;
+    }
+
     public override void Dispose()
     {
         if (SkipReason is not null) return;

@@ -72,6 +72,27 @@ public sealed class SqliteEventStoreTests : EventStoreTests
         cmd.ExecuteNonQuery();
     }
 
+    protected override void CreateIncompatibleTable(string table)
+    {
+        using var c = Connect();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = $"CREATE TABLE {Q(table)} (IndvId TEXT, EventStart INTEGER, foo INT);";
+        cmd.ExecuteNonQuery();
+    }
+
+    protected override Dictionary<string, (bool Complete, long Rows)> StateRecords()
+    {
+        var records = new Dictionary<string, (bool, long)>();
+        if (!TableExists(Identifiers.StateTable)) return records;
+        using var c = Connect();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = $"SELECT batch_key, is_complete, row_count FROM {Q(Identifiers.StateTable)} WHERE table_name = $t;";
+        cmd.Parameters.AddWithValue("$t", TableName);
+        using var r = cmd.ExecuteReader();
+        while (r.Read()) records[r.GetString(0)] = (r.GetInt64(1) != 0, r.GetInt64(2));
+        return records;
+    }
+
     private long Scalar(string sql)
     {
         using var c = Connect();
