@@ -26,8 +26,13 @@ namespace FullStory.Engine.Loading;
 /// </summary>
 internal sealed class ParquetEventStore : EventStoreBase
 {
-    /// <summary>Rows per row group: large enough for readers' scans, small enough to keep memory flat while a batch streams.</summary>
+    /// <summary>
+    /// A row group ends at this many rows or once its text reaches <see cref="RowGroupChars"/> characters, whichever comes
+    /// first: large enough for readers' scans, small enough that a batch streams with flat memory (a row group is held
+    /// whole until it is written, per open partition).
+    /// </summary>
     internal const int RowGroupRows = 65_536;
+    internal const long RowGroupChars = 8L * 1024 * 1024;
     private const string StateFolder = "_fullstory";
     private const int LockWaitSeconds = 120;
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = false, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
@@ -475,10 +480,17 @@ internal sealed class ParquetEventStore : EventStoreBase
 
         public IReadOnlyList<ColumnDef> Columns { get; }
 
+        private long chars;
+
         public void Add(object?[] values)
         {
-            for (int i = 0; i < buffers.Length; i++) buffers[i].Add(values[i]);
-            if (++count == RowGroupRows) Flush();
+            for (int i = 0; i < buffers.Length; i++)
+            {
+                var v = values[i];
+                if (v is string s) chars += s.Length;
+                buffers[i].Add(v);
+            }
+            if (++count == RowGroupRows || chars >= RowGroupChars) Flush();
         }
 
         private void Flush()
@@ -487,6 +499,7 @@ internal sealed class ParquetEventStore : EventStoreBase
             using (var group = writer.CreateRowGroup())
                 for (int i = 0; i < buffers.Length; i++) buffers[i].WriteTo(group, schema.DataFields[i]);
             count = 0;
+            chars = 0;
         }
 
         public void Close()
