@@ -153,4 +153,17 @@ public sealed partial class FullStoryEvent
 
     /// <summary>Where the event came from: "bundle:&lt;id&gt;", "export:&lt;segment&gt;:&lt;start&gt;/&lt;end&gt;" or "file:&lt;path&gt;".</summary>
     public string? Source { get; set; }
+
+    /// <summary>
+    /// The event's 0-based position in its <see cref="Source"/> (the bundle body, export file or local file), so an event
+    /// is identified within its source even when the pipeline filters, sorts or splits the events.
+    /// </summary>
+    public long? SourceIndex { get; set; }
+
+    /// <summary>
+    /// On the last event of a source only: how many events the source holds. Set only when the reader reached the verified
+    /// end of the body (the closing ']', the end of NDJSON, the gzip trailer), so its presence proves the source complete.
+    /// Internal, so it is not a column of Export-Csv or a property in the pipeline.
+    /// </summary>
+    internal long? SourceCount { get; set; }
 }
