@@ -95,6 +95,8 @@ public class CompleteInputTests
         Assert.NotNull(error);
         Assert.True(error.IsTruncated);
         Assert.Contains("gzip data is corrupt", error.Message);
+        Assert.Contains("a CRC-32 or length check failed", error.Message); // not the framework's "unsupported compression method"
+        Assert.Contains("compressed bytes", error.Message);
         Assert.DoesNotContain(events, e => e.SourceCount is not null);
     }
 
