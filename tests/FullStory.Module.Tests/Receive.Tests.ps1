@@ -214,11 +214,13 @@ Connect-FullStory -ApiKey '$($Emulator.ApiKey)' -BaseUri '$($Emulator.BaseUri)' 
         $result.ApiWarning | Should -BeLike '*deprecated the legacy bundle export API*' -Because 'downloads still warn, so the check above can fail'
     }
     It 'says that a directory is a directory and what to pass instead' {
-        $err1 = $err2 = $null
+        $err1 = $err2 = $err3 = $null
         $events = @(Receive-FullStoryEvent -Path (Join-Path $Files 'raw') -ErrorVariable err1 -ErrorAction SilentlyContinue) +
-            @(Receive-FullStoryEvent -LiteralPath (Join-Path $Files 'raw') -ErrorVariable err2 -ErrorAction SilentlyContinue)
+            @(Receive-FullStoryEvent -LiteralPath (Join-Path $Files 'raw') -ErrorVariable err2 -ErrorAction SilentlyContinue) +
+            @(Get-Item (Join-Path $Files 'raw') | Receive-FullStoryEvent -ErrorVariable err3 -ErrorAction SilentlyContinue)
         $events | Should -BeNullOrEmpty
-        foreach ($err in @(, $err1) + @(, $err2)) {
+        $err3[0].Exception.Message | Should -Not -BeLike '*::*' -Because 'a piped directory is named by its path, not its PSPath'
+        foreach ($err in @(, $err1) + @(, $err2) + @(, $err3)) {
             $err.Count | Should -Be 1
             $err[0].FullyQualifiedErrorId | Should -BeLike 'FullStory.PathIsDirectory,*'
             $err[0].Exception.Message | Should -BeLike "*raw' is a directory*raw*json.gz*"
