@@ -198,25 +198,29 @@ Describe 'Receive-FullStoryEvent -Path and -LiteralPath' {
         $r = Invoke-FreshPwsh -Script @"
 Import-Module '$module'
 `$noSession = @(Get-ChildItem '$Files/raw/*.json.gz' | Receive-FullStoryEvents).Count
+`$notConnected = try { [pscustomobject]@{ Id = 1 } | Receive-FullStoryEvents -ErrorAction Stop; 'no error' } catch { `$_.FullyQualifiedErrorId }
 Connect-FullStory -ApiKey '$($Emulator.ApiKey)' -BaseUri '$($Emulator.BaseUri)' -WarningAction SilentlyContinue
 `$fromFiles = @(Get-ChildItem '$Files/raw/*.json.gz' | Receive-FullStoryEvents -WarningVariable w1 -WarningAction SilentlyContinue)
 `$fromApi = @(Receive-FullStoryEvents -Id $($Dataset[1].Id) -WarningVariable w2 -WarningAction SilentlyContinue)
-[pscustomobject]@{ NoSession = `$noSession; FromFiles = `$fromFiles.Count; FilesWarnings = @(`$w1).Count; FromApi = `$fromApi.Count; ApiWarning = "`$w2" } | ConvertTo-Json -Compress
+[pscustomobject]@{ NoSession = `$noSession; NotConnected = `$notConnected; FromFiles = `$fromFiles.Count; FilesWarnings = @(`$w1).Count; FromApi = `$fromApi.Count; ApiWarning = "`$w2" } | ConvertTo-Json -Compress
 "@
         $r.ExitCode | Should -Be 0 -Because $r.Errors
         $result = ($r.Output -split "`n" | Where-Object { $_.StartsWith('{') } | Select-Object -Last 1) | ConvertFrom-Json
         $result.NoSession | Should -Be 288
+        $result.NotConnected | Should -BeLike 'FullStory.NotConnected,*' -Because 'piped bundle ids still need a session'
         $result.FromFiles | Should -Be 288
         $result.FilesWarnings | Should -Be 0
         $result.FromApi | Should -Be 250
         $result.ApiWarning | Should -BeLike '*deprecated the legacy bundle export API*' -Because 'downloads still warn, so the check above can fail'
     }
     It 'says that a directory is a directory and what to pass instead' {
-        $err1 = $err2 = $null
+        $err1 = $err2 = $err3 = $null
         $events = @(Receive-FullStoryEvent -Path (Join-Path $Files 'raw') -ErrorVariable err1 -ErrorAction SilentlyContinue) +
-            @(Receive-FullStoryEvent -LiteralPath (Join-Path $Files 'raw') -ErrorVariable err2 -ErrorAction SilentlyContinue)
+            @(Receive-FullStoryEvent -LiteralPath (Join-Path $Files 'raw') -ErrorVariable err2 -ErrorAction SilentlyContinue) +
+            @(Get-Item (Join-Path $Files 'raw') | Receive-FullStoryEvent -ErrorVariable err3 -ErrorAction SilentlyContinue)
         $events | Should -BeNullOrEmpty
-        foreach ($err in @(, $err1) + @(, $err2)) {
+        $err3[0].Exception.Message | Should -Not -BeLike '*::*' -Because 'a piped directory is named by its path, not its PSPath'
+        foreach ($err in @(, $err1) + @(, $err2) + @(, $err3)) {
             $err.Count | Should -Be 1
             $err[0].FullyQualifiedErrorId | Should -BeLike 'FullStory.PathIsDirectory,*'
             $err[0].Exception.Message | Should -BeLike "*raw' is a directory*raw*json.gz*"

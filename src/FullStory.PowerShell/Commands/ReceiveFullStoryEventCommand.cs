@@ -214,6 +214,7 @@ public sealed class ReceiveFullStoryEventCommand : FullStorySessionCmdlet
 
     private bool IsUsableFile(string given, string path)
     {
+        if (given.Contains("::")) given = path; // a provider-qualified PSPath from Get-ChildItem: show the plain path
         if (Directory.Exists(path))
         {
             string example = System.IO.Path.Combine(given, "*.json.gz");

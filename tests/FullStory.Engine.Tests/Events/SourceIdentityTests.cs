@@ -50,6 +50,15 @@ public class SourceIdentityTests
     }
 
     [Fact]
+    public void Read_ahead_on_a_worker_thread_carries_positions_and_the_count()
+    {
+        using var reader = new EventStreamReader(new MemoryStream(Body("bundle-legacy-fields.json", "array.gz")), "ahead");
+        var events = ReadAhead.Buffered(reader.ReadAll(), batchSize: 10).ToList();
+        Assert.Equal(Enumerable.Range(0, 144).Select(i => (long?)i), events.Select(e => e.SourceIndex));
+        Assert.Equal(events.Select((_, i) => i == 143 ? (long?)144 : null), events.Select(e => e.SourceCount));
+    }
+
+    [Fact]
     public void A_single_event_is_first_and_last()
     {
         using var reader = new EventStreamReader(new MemoryStream(Encoding.UTF8.GetBytes("[" + EventStreamReaderTests.Event + "]")), "one");
