@@ -3,12 +3,13 @@ using System.Text.Json;
 using FullStory.Engine.Events;
 using FullStory.Engine.Loading;
 
-// Usage: FullStory.Benchmarks <parse|sqlite> <file.json.gz> <label>
+// Usage: FullStory.Benchmarks <parse|sqlite|parquet> <file.json.gz> <label>
 // Prints one line: ROW {"Case":…,"Events":…,"Seconds":…,"EventsPerSecond":…,"PeakWorkingSetMB":…}
 if (args.Length < 3) { Console.Error.WriteLine("usage: FullStory.Benchmarks <parse|sqlite> <file> <label>"); return 2; }
 string mode = args[0], file = args[1], label = args[2];
 var sw = Stopwatch.StartNew();
 long events;
+long? bytesOnDisk = null;
 string caseName;
 switch (mode)
 {
@@ -39,6 +40,24 @@ switch (mode)
         caseName = $"SQLite load (bundle to events table, one transaction), {label}";
         break;
     }
+    case "parquet":
+    {
+        string folder = Path.Combine(Path.GetTempPath(), $"bench-lake-{Guid.NewGuid():N}");
+        try
+        {
+            using var store = EventStoreFactory.OpenParquet(folder, new EventStoreOptions());
+            using var reader = new EventStreamReader(File.OpenRead(file), file, "bundle:1");
+            var report = store.LoadBatch(new BatchInfo("bundle:1"), ReadAhead.Buffered(reader.ReadAll()), () => reader.BytesRead);
+            events = report.Rows;
+            bytesOnDisk = Directory.EnumerateFiles(Path.Combine(folder, "events"), "*.parquet", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
+        }
+        finally
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+        caseName = $"Parquet load (bundle to a lake folder, one batch), {label}";
+        break;
+    }
     default:
         Console.Error.WriteLine($"unknown mode {mode}");
         return 2;
@@ -53,5 +72,6 @@ Console.WriteLine("ROW " + JsonSerializer.Serialize(new
     Seconds = Math.Round(sw.Elapsed.TotalSeconds, 2),
     EventsPerSecond = Math.Round(events / sw.Elapsed.TotalSeconds),
     PeakWorkingSetMB = self.PeakWorkingSet64 / (1024 * 1024),
+    BytesOnDisk = bytesOnDisk,
 }));
 return 0;

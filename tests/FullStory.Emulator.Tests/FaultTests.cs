@@ -171,6 +171,40 @@ public class FaultTests
     }
 
     [Theory]
+    [InlineData("get", "FORMAT_JSON")]
+    [InlineData("download", "FORMAT_JSON")]
+    [InlineData("download", "FORMAT_NDJSON")]
+    public async Task UnfinishedGzip_body_is_complete_json_of_the_first_events_without_a_gzip_end(string endpoint, string format)
+    {
+        await using var em = await T.Start(T.Options(1, 200));
+        using var c = T.Client(em);
+        var b = em.Dataset.Bundles[0];
+        em.Faults.UnfinishedGzip(endpoint, afterEvents: 37);
+        byte[] raw;
+        if (endpoint == "get")
+        {
+            using var r = await c.GetAsync($"api/v1/export/get?id={b.Id}");
+            Assert.Equal(HttpStatusCode.OK, r.StatusCode); // the HTTP response itself ends normally
+            raw = await r.Content.ReadAsByteArrayAsync();
+        }
+        else
+        {
+            var id = await SegmentExportTests.CreateAndComplete(em, c, T.ExportRequest(b.Start, b.Stop, format));
+            using var plain = new HttpClient();
+            raw = await plain.GetByteArrayAsync(await SegmentExportTests.Location(c, id));
+        }
+        // GZipStream reads it without complaint, and the JSON in it is complete: 37 events...
+        byte[] text = T.Gunzip(raw);
+        var events = format == "FORMAT_NDJSON" ? T.ParseNdjson(text) : T.ParseArray(text);
+        Assert.Equal(37, events.Count);
+        // ...but the gzip stream has no end: it stops on a block boundary (a sync flush: 00 00 FF FF), with no trailer.
+        Assert.Equal(new byte[] { 0x00, 0x00, 0xFF, 0xFF }, raw[^4..]);
+        Assert.NotEqual((uint)text.Length, BitConverter.ToUInt32(raw, raw.Length - 4)); // not the length field of a trailer
+        Assert.Equal(0, em.Served.EventsServed);
+        Assert.Equal(0, em.Served.TimesServedComplete(b.Id));
+    }
+
+    [Theory]
     [InlineData("get", 0)]
     [InlineData("get", 57)]
     [InlineData("download", 3)]

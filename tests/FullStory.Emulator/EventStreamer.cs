@@ -41,8 +41,9 @@ internal static class EventStreamer
     /// replaced by a cut object with a stray '}' (<c>{"IndvId":1,"UserId":}</c>), so the body is syntactically invalid.
     /// Returns the number of events written.
     /// </summary>
+    /// With <paramref name="stopAfter"/> >= 0 only that many events are written (the JSON still properly closed).
     public static async Task<long> StreamAsync(Stream output, IEnumerable<EventItem> items, EventGenerator gen, FieldNaming naming,
-        bool ndjson, Func<string, bool>? filter, long malformedAt, CancellationToken ct)
+        bool ndjson, Func<string, bool>? filter, long malformedAt, CancellationToken ct, long stopAfter = -1)
     {
         var buffer = new ArrayBufferWriter<byte>(ChunkBytes + 16 * 1024);
         var e = new Emitter { W = new Utf8JsonWriter(buffer, MinimalJsonEncoder.WriterOptions), Filter = filter };
@@ -51,6 +52,7 @@ internal static class EventStreamer
         bool injected = false;
         foreach (var item in items)
         {
+            if (n == stopAfter) break;
             if (!ndjson && n > 0) buffer.Write(",\n"u8);
             if (n == malformedAt) { WriteMalformed(buffer, n); injected = true; }
             else
@@ -86,6 +88,33 @@ internal static class EventStreamer
         buffer.Write(digits[..len]);
         buffer.Write(",\"UserId\":}"u8);
     }
+}
+
+/// <summary>
+/// For the UnfinishedGzip fault: passes writes through until <see cref="Cut"/>, then drops them, so a GZipStream flushed
+/// before the cut and disposed after it leaves its output at a deflate block boundary, without final block and trailer.
+/// </summary>
+internal sealed class CuttableStream(Stream inner) : Stream
+{
+    private bool cut;
+
+    public void Cut() => cut = true;
+
+    public override void Write(byte[] buffer, int offset, int count) { if (!cut) inner.Write(buffer, offset, count); }
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
+        cut ? ValueTask.CompletedTask : inner.WriteAsync(buffer, cancellationToken);
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+    public override void Flush() { if (!cut) inner.Flush(); }
+    public override Task FlushAsync(CancellationToken cancellationToken) => cut ? Task.CompletedTask : inner.FlushAsync(cancellationToken);
+    public override bool CanRead => false;
+    public override bool CanSeek => false;
+    public override bool CanWrite => true;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
 }
 
 /// <summary>Thrown by <see cref="ServeStream"/> when a Truncate fault cuts the body.</summary>

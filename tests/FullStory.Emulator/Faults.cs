@@ -22,6 +22,13 @@ public enum FaultKind
     Expired,
     /// <summary>The bundle/download body breaks at event index <see cref="FaultRule.AfterEvents"/>: <c>{"IndvId":…,"UserId":}</c> (endpoints "get", "download").</summary>
     MalformedJson,
+    /// <summary>
+    /// The gzip body holds only the first <see cref="FaultRule.AfterEvents"/> events, as complete JSON (whole NDJSON lines,
+    /// or an array closed with ']'), flushed to a deflate block boundary, and then ends: no final deflate block, no CRC-32
+    /// and length trailer, while the HTTP response itself ends normally (endpoints "get", "download"). What a copy killed
+    /// mid-way or a proxy serving a partial object leaves; only the gzip framing shows the data is incomplete.
+    /// </summary>
+    UnfinishedGzip,
 }
 
 /// <summary>One fault to inject. Endpoint: list | get | create | operation | results | download | any.</summary>
@@ -58,7 +65,7 @@ public sealed class FaultRule
         {
             FaultKind.Failed => endpoint == "operation",
             FaultKind.Expired => endpoint == "results",
-            FaultKind.MalformedJson => endpoint is "get" or "download",
+            FaultKind.MalformedJson or FaultKind.UnfinishedGzip => endpoint is "get" or "download",
             _ => true,
         };
     }
@@ -106,6 +113,8 @@ public sealed class FaultPlan
         => Add(new FaultRule { Endpoint = endpoint, Kind = FaultKind.Slow, DelayMs = delayMs, BytesPerSecond = bytesPerSecond, Times = times });
     public FaultRule MalformedJson(string endpoint, long afterEvents, int times = 1, long? bundleId = null)
         => Add(new FaultRule { Endpoint = endpoint, Kind = FaultKind.MalformedJson, AfterEvents = afterEvents, Times = times, BundleId = bundleId });
+    public FaultRule UnfinishedGzip(string endpoint, long afterEvents, int times = 1, long? bundleId = null)
+        => Add(new FaultRule { Endpoint = endpoint, Kind = FaultKind.UnfinishedGzip, AfterEvents = afterEvents, Times = times, BundleId = bundleId });
     public FaultRule Failed(string? errorDetails = null, int times = 1)
         => Add(new FaultRule { Endpoint = "operation", Kind = FaultKind.Failed, ErrorDetails = errorDetails ?? "export failed (injected by the emulator)", Times = times });
     public FaultRule Expired(int times = 1)

@@ -340,6 +340,7 @@ public sealed partial class FullStoryEmulator : IAsyncDisposable
             return;
         }
         long malformedAt = c.Fault?.Kind == FaultKind.MalformedJson ? Math.Max(0, c.Fault.AfterEvents) : -1;
+        long stopAfter = c.Fault?.Kind == FaultKind.UnfinishedGzip ? Math.Max(0, c.Fault.AfterEvents) : -1;
         bool gzip = _options.GzipBundles;
         var r = c.Http.Response;
         r.StatusCode = 200;
@@ -347,7 +348,7 @@ public sealed partial class FullStoryEmulator : IAsyncDisposable
         r.Headers.ContentDisposition = gzip ? "attachment; filename=\"DataExport.json.gz\"" : "attachment; filename=\"DataExport.json\"";
         var ct = c.Http.RequestAborted;
 
-        if (bundle.SourceFile is not null && malformedAt < 0)
+        if (bundle.SourceFile is not null && malformedAt < 0 && stopAfter < 0)
         {
             // Sample bundles: byte for byte from the file.
             await using var file = new FileStream(bundle.SourceFile, FileMode.Open, FileAccess.Read, FileShare.Read, 64 * 1024, useAsync: true);
@@ -368,14 +369,27 @@ public sealed partial class FullStoryEmulator : IAsyncDisposable
 
         if (gzip)
         {
-            var gz = new GZipStream(c.Body, _options.GzipLevel, leaveOpen: true);
-            c.Events = await EventStreamer.StreamAsync(gz, Dataset.ItemsOf(bundle), Dataset.Generator, FieldNaming.Legacy, ndjson: false, null, malformedAt, ct);
-            await gz.DisposeAsync();
+            c.Events = await StreamGzipAsync(c.Body, stopAfter, gz => EventStreamer.StreamAsync(gz, Dataset.ItemsOf(bundle), Dataset.Generator, FieldNaming.Legacy, ndjson: false, null, malformedAt, ct, stopAfter));
         }
         else
         {
-            c.Events = await EventStreamer.StreamAsync(c.Body, Dataset.ItemsOf(bundle), Dataset.Generator, FieldNaming.Legacy, ndjson: false, null, malformedAt, ct);
+            c.Events = await EventStreamer.StreamAsync(c.Body, Dataset.ItemsOf(bundle), Dataset.Generator, FieldNaming.Legacy, ndjson: false, null, malformedAt, ct, stopAfter);
         }
+    }
+
+    /// <summary>Writes a gzip body; for the UnfinishedGzip fault (<paramref name="stopAfter"/> >= 0) it stops at a deflate block boundary, without final block and trailer.</summary>
+    private async Task<long> StreamGzipAsync(Stream body, long stopAfter, Func<Stream, Task<long>> write)
+    {
+        var target = new CuttableStream(body);
+        var gz = new GZipStream(target, _options.GzipLevel, leaveOpen: true);
+        long events = await write(gz);
+        if (stopAfter >= 0)
+        {
+            await gz.FlushAsync(); // a sync flush: everything so far, ending on a block boundary
+            target.Cut();          // what Dispose writes next (the final block and the trailer) never reaches the client
+        }
+        await gz.DisposeAsync();
+        return events;
     }
 
     // ======================================================================== segment export
@@ -554,12 +568,12 @@ public sealed partial class FullStoryEmulator : IAsyncDisposable
         }
         if (!await ApplyFaultAsync(c)) return;
         long malformedAt = c.Fault?.Kind == FaultKind.MalformedJson ? Math.Max(0, c.Fault.AfterEvents) : -1;
+        long stopAfter = c.Fault?.Kind == FaultKind.UnfinishedGzip ? Math.Max(0, c.Fault.AfterEvents) : -1;
         var r = http.Response;
         r.StatusCode = 200;
         r.ContentType = "application/octet-stream";
         r.Headers.ContentDisposition = $"attachment; filename=\"{id}.{(op.Ndjson ? "ndjson" : "json")}.gz\"";
-        var gz = new GZipStream(c.Body, _options.GzipLevel, leaveOpen: true);
-        c.Events = await EventStreamer.StreamAsync(gz, Dataset.ItemsBetween(op.Start, op.End), Dataset.Generator, FieldNaming.SegmentExport, op.Ndjson, op.Filter, malformedAt, http.RequestAborted);
-        await gz.DisposeAsync();
+        c.Events = await StreamGzipAsync(c.Body, stopAfter, gz => EventStreamer.StreamAsync(gz, Dataset.ItemsBetween(op.Start, op.End), Dataset.Generator,
+            FieldNaming.SegmentExport, op.Ndjson, op.Filter, malformedAt, http.RequestAborted, stopAfter));
     }
 }

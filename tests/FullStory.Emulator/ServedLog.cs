@@ -74,7 +74,7 @@ public sealed class ServedLog
         {
             _requests.Add(r);
             _perEndpoint[r.Endpoint] = _perEndpoint.GetValueOrDefault(r.Endpoint) + 1;
-            if (r.Completed && r.Status == 200 && (r.Endpoint is "get" or "download") && r.Fault != nameof(FaultKind.MalformedJson))
+            if (r.Completed && r.Status == 200 && (r.Endpoint is "get" or "download") && r.Fault is not (nameof(FaultKind.MalformedJson) or nameof(FaultKind.UnfinishedGzip)))
             {
                 _events += r.Events;
                 if (r.Endpoint == "get" && r.BundleId is long id) _bundlesComplete[id] = _bundlesComplete.GetValueOrDefault(id) + 1;

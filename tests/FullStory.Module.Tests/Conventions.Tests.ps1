@@ -117,9 +117,13 @@ Describe 'Pipeline binding' {
         ($rows | Receive-FullStoryEvent).Count | Should -Be 90
         ([pscustomobject]@{ Id = [string]$rows[0].Id } | Receive-FullStoryEvent).Count | Should -Be 30 -Because 'a string id converts'
     }
-    It 'binds files to -Path by FullName' {
+    It 'binds files to -LiteralPath by PSPath (a name with brackets is not a wildcard)' {
         $sample = Join-Path (Get-RepoRoot) 'tests/data/samples/bundle-legacy-fields.json'
-        (Get-Item $sample | Receive-FullStoryEvent).Count | Should -Be 144
+        $item = Get-Item $sample
+        ($item | Receive-FullStoryEvent).Count | Should -Be 144
+        $bound = Get-PipelineBinding { $item | Receive-FullStoryEvent }
+        $bound | Should -Contain 'LiteralPath'
+        $bound | Should -Not -Contain 'Path'
     }
     It 'binds events to Export-FullStoryEvent -InputObject and bundles to -Bundle' {
         $dir = Join-Path ([IO.Path]::GetTempPath()) "fs-bind-$([guid]::NewGuid())"

@@ -40,7 +40,8 @@ Describe 'A load killed mid-bundle' {
             Invoke-Emulator $emulator '/_emulator/reset' -Method Post | Out-Null
             Connect-FullStory -ApiKey $emulator.ApiKey -BaseUri $emulator.BaseUri -WarningAction SilentlyContinue
             $reports = Get-FullStoryBundle -Start 2000-01-01 -WarningAction SilentlyContinue | Export-FullStoryEvents -Path $db
-            $reports.BatchKey | Should -Be @("bundle:$($bundles[1].Id)", "bundle:$($bundles[2].Id)")
+            ($reports | Where-Object { -not $_.AlreadyLoaded }).BatchKey | Should -Be @("bundle:$($bundles[1].Id)", "bundle:$($bundles[2].Id)")
+            ($reports | Where-Object AlreadyLoaded).BatchKey | Should -Be "bundle:$($bundles[0].Id)"
             Invoke-SqliteQuery -Path $db -Query 'select count(*) from events' | Should -Be 12000
             Invoke-SqliteQuery -Path $db -Query 'select count(*) from (select _fs_batch, count(*) c from events group by _fs_batch having c = 4000)' | Should -Be 3
         }

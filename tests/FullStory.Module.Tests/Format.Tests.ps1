@@ -34,6 +34,13 @@ Describe 'Format views' {
         Get-Header $text | Should -Be @('EventStart', 'EventType', 'UserId', 'SessionId', 'PageUrl', 'EventTargetText')
         $text | Should -Match '\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z'
     }
+    It 'FullStoryEvent: Format-List shows every property, ending with CustomVars, Source and SourceIndex' {
+        $events = Get-FullStoryBundle -Start '2000-01-01' | Select-Object -First 1 | Receive-FullStoryEvent
+        $names = @(($events[1] | Format-List | Out-String -Width 250) -split "`r?`n" | Where-Object { $_ -match '^(\w+)\s+:' } | ForEach-Object { $Matches[1] })
+        $names.Count | Should -Be 70
+        $names[-3..-1] | Should -Be @('CustomVars', 'Source', 'SourceIndex')
+        ($events[1] | Format-List SourceIndex | Out-String) | Should -Match 'SourceIndex : 1\b'
+    }
     It 'LoadReport: batch, table, rows, MB, seconds, already loaded' {
         $reports = Get-FullStoryBundle -Start '2000-01-01' | Export-FullStoryEvent -Path $Db
         $reports[0].GetType().FullName | Should -Be 'FullStory.Engine.Loading.LoadReport'

@@ -137,8 +137,9 @@ Describe 'The examples run against the emulator' {
             'Receive-FullStoryEvent/1'   = { param($r) @(Import-Csv (Join-Path $r.Dir 'events.csv')).Count | Should -Be 240 }
             'Receive-FullStoryEvent/2'   = { param($r) @($r.Output).Count | Should -BeGreaterThan 0; $r.Output.EventType | Select-Object -Unique | Should -Be 'click'; $r.Output[0].Source | Should -BeLike 'export:everyone:*' }
             'Receive-FullStoryEvent/3'   = { param($r) @($r.Output)[-1].Count | Should -Be 240; @(Get-ChildItem (Join-Path $r.Dir 'archive') -Filter '*.json.gz').Count | Should -Be 4 }
-            'Receive-FullStoryEvent/4'   = { param($r) $g = @($r.Output); $g.Count | Should -Be 2; ($g | ForEach-Object Count) | Should -Be @(60, 60); $g[0].Name | Should -BeLike 'bundle:*' }
-            'Receive-FullStoryEvent/5'   = { param($r) ($r.Output | Out-String) | Should -Match 'EventStart\s+EventType\s+PageUrl' }
+            'Receive-FullStoryEvent/4'   = { param($r) $g = @($r.Output); $g.Count | Should -Be 2; ($g | ForEach-Object Count) | Should -Be @(60, 60); $g[0].Name | Should -BeLike 'file:*bundle-*.json.gz' }
+            'Receive-FullStoryEvent/5'   = { param($r) $g = @($r.Output); $g.Count | Should -Be 2; ($g | ForEach-Object Count) | Should -Be @(60, 60); $g[0].Name | Should -BeLike 'bundle:*' }
+            'Receive-FullStoryEvent/6'   = { param($r) ($r.Output | Out-String) | Should -Match 'EventStart\s+EventType\s+PageUrl' }
             'Export-FullStoryEvent/1'    = { param($r) $o = @($r.Output); $o.Count | Should -Be 4; ($o | Measure-Object Rows -Sum).Sum | Should -Be 240; $o[0].GetType().Name | Should -Be 'LoadReport' }
             'Export-FullStoryEvent/2'    = { param($r) $o = @($r.Output); $o.Count | Should -BeGreaterThan 0; $o[0].Table | Should -Be 'clicks'; Test-Path (Join-Path $r.Dir 'clicks.db') | Should -BeTrue }
             'Export-FullStoryEvent/3'    = { param($r) @($r.Output).Count | Should -Be 0; Test-Path (Join-Path $r.Dir 'preview.db') | Should -BeFalse }

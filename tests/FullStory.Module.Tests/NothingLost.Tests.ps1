@@ -73,6 +73,56 @@ Describe 'Nothing lost: partial and sorted pipelines' {
     }
 }
 
+Describe 'Nothing lost: files that stop early or are not FullStory data' {
+    BeforeEach {
+        $script:Dir = Join-Path ([IO.Path]::GetTempPath()) ('lost-' + [guid]::NewGuid().ToString('N').Substring(0, 8))
+        New-Item -ItemType Directory -Path $Dir | Out-Null
+        $script:Db = Join-Path $Dir 'f.db'
+    }
+    AfterEach { Remove-Item $Dir -Recurse -Force -ErrorAction SilentlyContinue }
+
+    It 'a gzip file cut at a line boundary is an error, and the complete file later lands the rest, once' {
+        $lines = 0..499 | ForEach-Object { '{"EventStart":"2026-11-20T00:00:' + ('{0:00}' -f ($_ % 60)) + '.' + ('{0:000}' -f $_) + 'Z","EventType":"click","UserId":' + (1000 + $_) + '}' }
+        $ms = [IO.MemoryStream]::new()
+        $gz = [IO.Compression.GZipStream]::new($ms, [IO.Compression.CompressionLevel]::Optimal, $true)
+        $w = [IO.StreamWriter]::new($gz, [Text.UTF8Encoding]::new($false))
+        foreach ($l in $lines[0..199]) { $w.Write($l + "`n") }
+        $w.Flush(); $gz.Flush() # what a killed copy leaves: whole deflate blocks, no end block, no trailer
+        $cut = $ms.ToArray()
+        foreach ($l in $lines[200..499]) { $w.Write($l + "`n") }
+        $w.Dispose()
+        $full = $ms.ToArray()
+        $file = Join-Path $Dir 'export.ndjson.gz'
+        [IO.File]::WriteAllBytes($file, $cut)
+
+        $reports = Receive-FullStoryEvent -Path $file -ErrorVariable err -ErrorAction SilentlyContinue | Export-FullStoryEvent -Path $Db
+        $err.Count | Should -Be 1
+        $err[0].FullyQualifiedErrorId | Should -Match '^FullStory.InvalidEventData'
+        "$($err[0])" | Should -Match ([regex]::Escape($file))
+        $reports.IsComplete | Should -Not -Contain $true
+        $partial = ($reports | Measure-Object Rows -Sum).Sum
+        $partial | Should -BeLessOrEqual 200
+        Invoke-SqliteQuery -Path $Db -Query 'select count(*) from fullstory_sync_state where is_complete = 1' | Should -Be 0
+
+        [IO.File]::WriteAllBytes($file, $full)
+        $rest = Receive-FullStoryEvent -Path $file | Export-FullStoryEvent -Path $Db
+        ($rest | Measure-Object Rows -Sum).Sum | Should -Be (500 - $partial)
+        $rest[-1].IsComplete | Should -BeTrue
+        Invoke-SqliteQuery -Path $Db -Query 'select count(*) from events' | Should -Be 500
+        Invoke-SqliteQuery -Path $Db -Query 'select count(distinct UserId) from events' | Should -Be 500
+    }
+
+    It 'JSON that is not FullStory export data is an error, not events' {
+        $one = Join-Path $Dir 'hello.json'; Set-Content $one '{"hello":"world","items":[1,2,3]}'
+        $two = Join-Path $Dir 'foo.json'; Set-Content $two '[{"foo":1},{"bar":2}]'
+        $reports = Receive-FullStoryEvent -Path $one, $two -ErrorVariable err -ErrorAction SilentlyContinue | Export-FullStoryEvent -Path $Db
+        $reports | Should -BeNullOrEmpty
+        $err.Count | Should -Be 2
+        $err | ForEach-Object { $_.FullyQualifiedErrorId | Should -Match '^FullStory.InvalidEventData' }
+        $Db | Should -Not -Exist
+    }
+}
+
 Describe 'Nothing lost: an existing table that cannot hold the data' {
     BeforeEach { $script:Db = Join-Path ([IO.Path]::GetTempPath()) "lost-$([guid]::NewGuid()).db" }
     AfterEach { Remove-Item "$Db*" -ErrorAction SilentlyContinue }

@@ -69,7 +69,9 @@ Describe 'Receive-FullStoryEvent' {
             $rows.Count | Should -Be 394
             $header = (Get-Content $csv -TotalCount 1)
             $header | Should -Match '"EventStart"'
-            $header | Should -Match '"CustomVars","Source"$'
+            $header | Should -Match '"CustomVars","Source","SourceIndex"$'
+            $rows[0].SourceIndex | Should -Be '0'
+            $rows[1].SourceIndex | Should -Be '1'
             $rows[0].EventStart | Should -Match '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$'
             $expected = (Invoke-RestMethod "$($Emulator.BaseUri)_emulator/events?bundleId=$($Dataset[1].Id)")
             $generated = $rows | Where-Object Source -eq "bundle:$($Dataset[1].Id)"
@@ -147,7 +149,7 @@ Describe 'Receive-FullStoryEvent errors say what to fix' {
     }
     It 'names the file and position of malformed JSON' {
         $bad = Join-Path ([IO.Path]::GetTempPath()) "bad-$([guid]::NewGuid()).json"
-        '[{"UserId":1},{"UserId":2}}]' | Set-Content $bad
+        '[{"EventStart":"2020-08-27T06:20:26.900Z","EventType":"click","UserId":1},{"EventStart":"2020-08-27T06:20:27.900Z","EventType":"click","UserId":2}}]' | Set-Content $bad
         try {
             $err = $null
             $events = Receive-FullStoryEvent -Path $bad -ErrorVariable err -ErrorAction SilentlyContinue
@@ -166,6 +168,131 @@ Describe 'Receive-FullStoryEvent errors say what to fix' {
         { Get-FullStoryBundle -Session $s -ErrorAction Stop } | Should -Throw -ExpectedMessage '*Data Export add-on*'
         { Receive-FullStoryEvent -Session $s -Id $Dataset[1].Id -ErrorAction Stop } | Should -Throw -ErrorId 'FullStory.AuthenticationFailed*'
         Connect-FullStory -ApiKey $Emulator.ApiKey -BaseUri $Emulator.BaseUri -RetryDelay '00:00:00.05' -PollInterval '00:00:00.05'
+    }
+}
+
+Describe 'Receive-FullStoryEvent -Path and -LiteralPath' {
+    BeforeAll {
+        $script:Files = Join-Path ([IO.Path]::GetTempPath()) "fs-files-$([guid]::NewGuid())"
+        New-Item -ItemType Directory (Join-Path $Files 'raw') | Out-Null
+        $script:SampleJson = Join-Path (Get-RepoRoot) 'tests/data/samples/segment-export-fields.json'
+        $script:SampleBytes = [IO.File]::ReadAllBytes($SampleJson)
+        $script:NdjsonText = ((Get-Content -Raw $SampleJson | ConvertFrom-Json) | ForEach-Object { $_ | ConvertTo-Json -Compress -Depth 5 }) -join "`n"
+        function script:New-Gzip([byte[]] $Bytes, [int] $Keep = -1) {
+            # $Keep >= 0: what a killed copy leaves, the compressor flushed to a deflate block boundary and the bytes
+            # copied before Dispose writes the final block and the CRC-32/length trailer.
+            $ms = [IO.MemoryStream]::new()
+            $gz = [IO.Compression.GZipStream]::new($ms, [IO.Compression.CompressionLevel]::Optimal, $true)
+            if ($Keep -ge 0) { $gz.Write($Bytes, 0, $Keep); $gz.Flush(); $cut = $ms.ToArray(); $gz.Dispose(); return , $cut }
+            $gz.Write($Bytes, 0, $Bytes.Length); $gz.Dispose(); , $ms.ToArray()
+        }
+        [IO.File]::WriteAllBytes((Join-Path $Files 'raw/a.json.gz'), (New-Gzip $SampleBytes))
+        [IO.File]::WriteAllBytes((Join-Path $Files 'raw/b.json.gz'), (New-Gzip $SampleBytes))
+        [IO.File]::WriteAllBytes((Join-Path $Files 'br[1].json.gz'), (New-Gzip $SampleBytes))
+    }
+    AfterAll { Remove-Item -LiteralPath $Files -Recurse -Force -ErrorAction SilentlyContinue }
+
+    It 'reads files piped from Get-ChildItem without a session and without the legacy-API warning' {
+        # A fresh process: the deprecation warning is shown once per process, so this one must not have shown it yet.
+        $module = Get-TestModulePath
+        $r = Invoke-FreshPwsh -Script @"
+Import-Module '$module'
+`$noSession = @(Get-ChildItem '$Files/raw/*.json.gz' | Receive-FullStoryEvents).Count
+`$notConnected = try { [pscustomobject]@{ Id = 1 } | Receive-FullStoryEvents -ErrorAction Stop; 'no error' } catch { `$_.FullyQualifiedErrorId }
+Connect-FullStory -ApiKey '$($Emulator.ApiKey)' -BaseUri '$($Emulator.BaseUri)' -WarningAction SilentlyContinue
+`$fromFiles = @(Get-ChildItem '$Files/raw/*.json.gz' | Receive-FullStoryEvents -WarningVariable w1 -WarningAction SilentlyContinue)
+`$fromApi = @(Receive-FullStoryEvents -Id $($Dataset[1].Id) -WarningVariable w2 -WarningAction SilentlyContinue)
+[pscustomobject]@{ NoSession = `$noSession; NotConnected = `$notConnected; FromFiles = `$fromFiles.Count; FilesWarnings = @(`$w1).Count; FromApi = `$fromApi.Count; ApiWarning = "`$w2" } | ConvertTo-Json -Compress
+"@
+        $r.ExitCode | Should -Be 0 -Because $r.Errors
+        $result = ($r.Output -split "`n" | Where-Object { $_.StartsWith('{') } | Select-Object -Last 1) | ConvertFrom-Json
+        $result.NoSession | Should -Be 288
+        $result.NotConnected | Should -BeLike 'FullStory.NotConnected,*' -Because 'piped bundle ids still need a session'
+        $result.FromFiles | Should -Be 288
+        $result.FilesWarnings | Should -Be 0
+        $result.FromApi | Should -Be 250
+        $result.ApiWarning | Should -BeLike '*deprecated the legacy bundle export API*' -Because 'downloads still warn, so the check above can fail'
+    }
+    It 'says that a directory is a directory and what to pass instead' {
+        $err1 = $err2 = $err3 = $null
+        $events = @(Receive-FullStoryEvent -Path (Join-Path $Files 'raw') -ErrorVariable err1 -ErrorAction SilentlyContinue) +
+            @(Receive-FullStoryEvent -LiteralPath (Join-Path $Files 'raw') -ErrorVariable err2 -ErrorAction SilentlyContinue) +
+            @(Get-Item (Join-Path $Files 'raw') | Receive-FullStoryEvent -ErrorVariable err3 -ErrorAction SilentlyContinue)
+        $events | Should -BeNullOrEmpty
+        $err3[0].Exception.Message | Should -Not -BeLike '*::*' -Because 'a piped directory is named by its path, not its PSPath'
+        foreach ($err in @(, $err1) + @(, $err2) + @(, $err3)) {
+            $err.Count | Should -Be 1
+            $err[0].FullyQualifiedErrorId | Should -BeLike 'FullStory.PathIsDirectory,*'
+            $err[0].Exception.Message | Should -BeLike "*raw' is a directory*raw*json.gz*"
+            $err[0].Exception.Message | Should -Not -BeLike '*denied*'
+        }
+    }
+    It 'reports a pattern that matches nothing, naming it' {
+        $pattern = Join-Path $Files 'nope*.json.gz'
+        $err = $null
+        $events = Receive-FullStoryEvent -Path $pattern, (Join-Path $Files 'raw/a.json.gz') -ErrorVariable err -ErrorAction SilentlyContinue
+        @($events).Count | Should -Be 144 -Because 'the other paths are still read'
+        $err.Count | Should -Be 1
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'FullStory.FileNotFound,*'
+        $err[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $err[0].Exception.Message | Should -BeLike "*'$pattern'*"
+        { Receive-FullStoryEvent -Path $pattern -ErrorAction Stop } | Should -Throw -ErrorId 'FullStory.FileNotFound*'
+    }
+    It 'suggests -LiteralPath for a name with brackets, which -LiteralPath and Get-ChildItem read' {
+        $bracketed = Join-Path $Files 'br[1].json.gz'
+        $err = $null
+        Receive-FullStoryEvent -Path $bracketed -ErrorVariable err -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $err[0].Exception.Message.Contains("use -LiteralPath '$bracketed'") | Should -BeTrue -Because $err[0].Exception.Message
+        @(Receive-FullStoryEvent -LiteralPath $bracketed).Count | Should -Be 144
+        $piped = @(Get-ChildItem -LiteralPath $bracketed | Receive-FullStoryEvent)
+        $piped.Count | Should -Be 144
+        $piped[0].Source | Should -Be "file:$bracketed"
+    }
+    It 'accepts a UTF-8 byte-order mark in <Name>' -ForEach @(@{ Name = 'bom.json' }, @{ Name = 'bom.ndjson' }, @{ Name = 'bom.json.gz' }) {
+        $text = if ($Name -like '*.ndjson') { [Text.Encoding]::UTF8.GetBytes($NdjsonText) } else { $SampleBytes }
+        [byte[]] $bytes = @(0xEF, 0xBB, 0xBF) + $text
+        if ($Name -like '*.gz') { $bytes = New-Gzip $bytes }
+        $file = Join-Path $Files $Name
+        [IO.File]::WriteAllBytes($file, $bytes)
+        $events = @(Receive-FullStoryEvent -LiteralPath $file -ErrorAction Stop)
+        $events.Count | Should -Be 144
+        $events[143].SourceIndex | Should -Be 143
+    }
+    It 'warns, naming the file, when a file holds no events: <Name>' -ForEach @(
+        @{ Name = 'zero.json'; Text = $null }, @{ Name = 'blank.json'; Text = " `r`n " }, @{ Name = 'array.json'; Text = '[]' }, @{ Name = 'empty.json.gz'; Text = '' }) {
+        $file = Join-Path $Files $Name
+        $bytes = [Text.Encoding]::UTF8.GetBytes([string]$Text)
+        if ($Name -like '*.gz') { $bytes = New-Gzip $bytes }
+        [IO.File]::WriteAllBytes($file, $bytes)
+        $warnings = $null; $err = $null
+        $events = Receive-FullStoryEvent -LiteralPath $file -WarningVariable warnings -WarningAction SilentlyContinue -ErrorVariable err
+        $events | Should -BeNullOrEmpty
+        $err | Should -BeNullOrEmpty
+        $warnings.Count | Should -Be 1
+        "$($warnings[0])" | Should -BeLike "*'$file' holds no events*"
+    }
+    It 'refuses JSON that is not FullStory data, naming file, element and byte: <Text>' -ForEach @(
+        @{ Text = '{"hello":"world","items":[1,2,3]}'; Byte = 0 }, @{ Text = '[{"foo":1},{"bar":2}]'; Byte = 1 }) {
+        $file = Join-Path $Files 'foreign.json'
+        [IO.File]::WriteAllText($file, $Text)
+        $err = $null
+        $events = Receive-FullStoryEvent -LiteralPath $file -ErrorVariable err -ErrorAction SilentlyContinue
+        $events | Should -BeNullOrEmpty
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'FullStory.InvalidEventData,*'
+        $err[0].Exception.Message | Should -BeLike "*$file*at byte $Byte (element 1)*not a FullStory event*no EventStart*"
+    }
+    It 'stops with an error naming file and byte at a gzip file cut at a block boundary' {
+        $lines = [Text.Encoding]::UTF8.GetBytes($NdjsonText + "`n")
+        $keep = [Text.Encoding]::UTF8.GetByteCount((($NdjsonText -split "`n")[0..99] -join "`n") + "`n")
+        $file = Join-Path $Files 'cut.ndjson.gz'
+        [IO.File]::WriteAllBytes($file, (New-Gzip $lines -Keep $keep))
+        $err = $null
+        $events = @(Receive-FullStoryEvent -LiteralPath $file -ErrorVariable err -ErrorAction SilentlyContinue)
+        $events.Count | Should -Be 100
+        $err.Count | Should -Be 1
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'FullStory.InvalidEventData,*'
+        $err[0].Exception.Message | Should -BeLike "*$file ended early at byte $($keep.ToString('N0'))*gzip*"
+        $err[0].Exception.IsTruncated | Should -BeTrue
     }
 }
 

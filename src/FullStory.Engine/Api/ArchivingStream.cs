@@ -4,8 +4,9 @@ namespace FullStory.Engine.Api;
 
 /// <summary>
 /// Copies a download to disk exactly as received while it is read. The file is written as .partial and renamed
-/// (to .json.gz or .json, by the gzip magic bytes) only once the body has been read to its end, so an archive
-/// never holds a cut-off download and can be replayed with Receive-FullStoryEvent -Path.
+/// (to .json.gz or .json, by the gzip magic bytes) only once the body has been read to its end and the reader has
+/// verified that end (<see cref="Commit"/>: the closing ']', the gzip trailer), so an archive never holds a cut-off or
+/// invalid download, even one whose HTTP response ended normally, and can be replayed with Receive-FullStoryEvent -Path.
 /// </summary>
 internal sealed class ArchivingStream : ReadOnlyStream
 {
@@ -15,7 +16,7 @@ internal sealed class ArchivingStream : ReadOnlyStream
     private FileStream? file;
     private readonly byte[] head = new byte[2];
     private int headLength;
-    private bool completed;
+    private bool endOfBody;
 
     public ArchivingStream(Stream inner, string basePath)
     {
@@ -36,15 +37,22 @@ internal sealed class ArchivingStream : ReadOnlyStream
             for (int i = 0; i < n && headLength < 2; i++) head[headLength++] = buffer[i];
             file!.Write(buffer[..n]);
         }
-        else if (!completed)
+        else if (!endOfBody)
         {
-            completed = true;
-            file!.Dispose();
-            file = null;
-            CompletedPath = basePath + (BodyDecoder.IsGzip(head.AsSpan(0, headLength)) ? ".json.gz" : ".json");
-            File.Move(partialPath, CompletedPath, overwrite: true);
+            endOfBody = true;
+            file!.Flush();
         }
         return n;
+    }
+
+    /// <summary>The reader verified the body: the .partial file becomes the archive file (replacing an older copy).</summary>
+    public void Commit()
+    {
+        if (!endOfBody || file is null) return; // not read to its end: stays partial and is deleted on Dispose
+        file.Dispose();
+        file = null;
+        CompletedPath = basePath + (BodyDecoder.IsGzip(head.AsSpan(0, headLength)) ? ".json.gz" : ".json");
+        File.Move(partialPath, CompletedPath, overwrite: true);
     }
 
     protected override void Dispose(bool disposing)

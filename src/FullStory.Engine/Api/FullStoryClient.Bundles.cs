@@ -93,8 +93,9 @@ public sealed partial class FullStoryClient
             response.Dispose();
             throw;
         }
-        if (archiveBase is not null) body = new ArchivingStream(body, archiveBase);
-        return new EventStreamReader(body, what, sourceTag) { CancellationToken = cancellationToken };
+        ArchivingStream? archive = null;
+        if (archiveBase is not null) body = archive = new ArchivingStream(body, archiveBase);
+        return new EventStreamReader(body, what, sourceTag) { CancellationToken = cancellationToken, EndVerified = archive is null ? null : archive.Commit };
     }
 
     /// <summary>Owns the response so disposing the reader releases the connection.</summary>

@@ -12,6 +12,7 @@ public sealed record SegmentExportRequest(DateTimeOffset Start, DateTimeOffset E
     /// <summary>FORMAT_NDJSON (default) or FORMAT_JSON; both stream.</summary>
     public string Format { get; init; } = "FORMAT_NDJSON";
     public string? TimeZone { get; init; }
+    /// <summary>Only these fields (names or wildcards); EventStart and EventType are always added (the reader requires them).</summary>
     public IReadOnlyList<string>? Fields { get; init; }
 
     /// <summary>The key that marks this window as loaded in a destination's sync-state table.</summary>
@@ -51,7 +52,8 @@ public sealed partial class FullStoryClient
             ["segmentTimeRange"] = new Dictionary<string, string> { ["start"] = "", ["end"] = "" },
         };
         if (request.TimeZone is not null) body["timezone"] = request.TimeZone;
-        if (request.Fields is { Count: > 0 }) body["fields"] = request.Fields;
+        if (request.Fields is { Count: > 0 })
+            body["fields"] = request.Fields.Union(["EventStart", "EventType"], StringComparer.OrdinalIgnoreCase).ToList();
         string json = JsonSerializer.Serialize(body);
         string what = $"the export of {request}";
         using var response = SendApi(HttpMethod.Post, new Uri(session.ApiBaseUri, "segments/v1/exports"),

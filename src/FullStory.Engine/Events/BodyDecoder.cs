@@ -1,10 +1,9 @@
-using System.IO.Compression;
-
 namespace FullStory.Engine.Events;
 
 /// <summary>
 /// Turns a raw body (HTTP response or file) into a stream of JSON text. FullStory's docs and clients disagree on
 /// whether bundles are gzipped and how the server says so, so gzip is detected by its magic bytes (1F 8B), never by headers.
+/// gzip is read to its verified end (<see cref="CheckedGzipStream"/>): a cut-off .gz is an error, not a shorter body.
 /// </summary>
 public static class BodyDecoder
 {
@@ -19,7 +18,7 @@ public static class BodyDecoder
             n += r;
         }
         var whole = new PrefixedStream(head, n, raw);
-        return IsGzip(head.AsSpan(0, n)) ? new GZipStream(whole, CompressionMode.Decompress) : whole;
+        return IsGzip(head.AsSpan(0, n)) ? new CheckedGzipStream(whole) : whole;
     }
 
     public static bool IsGzip(ReadOnlySpan<byte> head) => head.Length >= 2 && head[0] == 0x1F && head[1] == 0x8B;

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.ExceptionServices;
 using System.Text.Json;
 
 namespace FullStory.Engine.Events;
@@ -7,6 +8,12 @@ namespace FullStory.Engine.Events;
 /// Streams FullStory events out of a body (a JSON array as in bundles, or NDJSON as in segment exports; gzip or not)
 /// with Utf8JsonReader over a reusable buffer: memory stays flat whatever the body size. Each event object is
 /// parsed once its bytes are all in the buffer; the buffer only grows to fit the largest single event.
+/// <para>
+/// Complete input or an error: a JSON array must end with its ']', NDJSON with a complete object, gzip with its verified
+/// trailer; every element must be a FullStory event (see <see cref="RequireEventFields"/>). Each event carries its
+/// position in the body (<see cref="FullStoryEvent.SourceIndex"/>), and the last one, once the end is verified, the
+/// number of events in the body (<see cref="FullStoryEvent.SourceCount"/>): the reader looks one event ahead to know.
+/// </para>
 /// </summary>
 public sealed class EventStreamReader : IDisposable
 {
@@ -25,6 +32,11 @@ public sealed class EventStreamReader : IDisposable
     private long bufferBase; // offset in the decompressed body of buffer[0]
     private Layout layout;
     private bool expectEvent; // in an array, after '[' or ','
+    private bool bomChecked;
+    private long parsed; // elements parsed so far, one ahead of the events returned
+    private FullStoryEvent? next; // parsed, not yet returned (the look-ahead)
+    private bool ended; // the verified end of the body was reached
+    private Exception? failure; // what stopped the reader; raised after the events before it were returned
 
     /// <param name="body">The raw body; gzip is detected and decompressed.</param>
     /// <param name="sourceName">Names the data in errors, e.g. "bundle 156314880048".</param>
@@ -36,6 +48,7 @@ public sealed class EventStreamReader : IDisposable
         this.sourceTag = sourceTag;
     }
 
+    /// <summary>Events returned so far.</summary>
     public long EventsRead { get; private set; }
 
     /// <summary>Decompressed bytes consumed so far.</summary>
@@ -43,19 +56,77 @@ public sealed class EventStreamReader : IDisposable
 
     public CancellationToken CancellationToken { get; init; }
 
+    /// <summary>Called once when the verified end of the body is reached, before the last event is returned (e.g. to keep an archived copy).</summary>
+    public Action? EndVerified { get; init; }
+
     public IEnumerable<FullStoryEvent> ReadAll()
     {
         while (TryRead(out var e)) yield return e;
     }
 
-    /// <summary>Reads the next event; false at the proper end of the body. Throws <see cref="EventDataException"/> on bad or cut-off data.</summary>
+    /// <summary>
+    /// Reads the next event; false at the proper, verified end of the body. Throws <see cref="EventDataException"/> on bad
+    /// or cut-off data, after returning every event before the problem; once failed, it throws that again.
+    /// </summary>
     public bool TryRead(out FullStoryEvent ev)
+    {
+        ev = null!;
+        if (failure is not null) ExceptionDispatchInfo.Throw(failure);
+        if (next is null)
+        {
+            if (ended) return false;
+            try
+            {
+                if (!TryReadElement(out next)) { End(); return false; }
+            }
+            catch (Exception ex)
+            {
+                failure = ex;
+                throw;
+            }
+        }
+
+        ev = next;
+        next = null;
+        try
+        {
+            // One event ahead: the current one is the source's last only if the body then ends properly.
+            if (TryReadElement(out var following)) next = following;
+            else
+            {
+                End();
+                ev.SourceCount = parsed;
+            }
+        }
+        catch (Exception ex)
+        {
+            failure = ex; // thrown by the next call: the event before the problem is still delivered, without SourceCount
+        }
+        EventsRead++;
+        return true;
+    }
+
+    private void End()
+    {
+        ended = true;
+        EndVerified?.Invoke();
+    }
+
+    /// <summary>The next element of the body as an event; false at the verified end.</summary>
+    private bool TryReadElement(out FullStoryEvent ev)
     {
         ev = null!;
         while (true)
         {
             CancellationToken.ThrowIfCancellationRequested();
             if (layout == Layout.Done) return false;
+            if (!bomChecked)
+            {
+                // A UTF-8 byte-order mark (editors on Windows write one) is accepted at the very start: wait for 3 bytes to see it.
+                if (end - start < 3 && !endOfBody) { Fill(); continue; }
+                bomChecked = true;
+                if (end - start >= 3 && buffer[start] == 0xEF && buffer[start + 1] == 0xBB && buffer[start + 2] == 0xBF) start += 3;
+            }
             SkipWhitespace();
             if (start == end)
             {
@@ -75,7 +146,7 @@ public sealed class EventStreamReader : IDisposable
                     throw Malformed($"expected '[' or '{{' but found {Describe(c)}");
                 case Layout.Array when c == (byte)',' && !expectEvent:
                     expectEvent = true; start++; continue;
-                case Layout.Array when c == (byte)']' && (!expectEvent || EventsRead == 0):
+                case Layout.Array when c == (byte)']' && (!expectEvent || parsed == 0):
                     start++; layout = Layout.Done; EnsureOnlyWhitespaceRemains(); return false;
                 case Layout.Array when c != (byte)'{' || !expectEvent:
                     throw Malformed(expectEvent ? $"expected an event object but found {Describe(c)}" : $"expected ',' or ']' but found {Describe(c)}");
@@ -86,7 +157,7 @@ public sealed class EventStreamReader : IDisposable
             if (TryParseObject(out ev))
             {
                 expectEvent = false;
-                if ((++EventsRead & 4095) == 0) LimitGen0Growth();
+                if ((++parsed & 4095) == 0) LimitGen0Growth();
                 return true;
             }
             if (endOfBody) throw Truncated("the last event object is incomplete");
@@ -100,25 +171,63 @@ public sealed class EventStreamReader : IDisposable
         // and the object is parsed again once more data is in (rare: one event per buffer refill).
         var span = buffer.AsSpan(start, end - start);
         var reader = new Utf8JsonReader(span, isFinalBlock: false, default);
-        FullStoryEvent? parsed;
+        FullStoryEvent? element;
         try
         {
             reader.Read(); // the '{' seen by the caller
-            parsed = parser.TryParse(ref reader, span);
+            element = parser.TryParse(ref reader, span);
         }
         catch (JsonException ex)
         {
             throw Malformed(ex.Message.Split(" Path:")[0], ex.BytePositionInLine ?? 0, ex);
         }
-        if (parsed is null)
+        if (element is null)
         {
             ev = null!;
             return false;
         }
-        ev = parsed;
+        RequireEventFields(element);
+        ev = element;
         ev.Source = sourceTag;
+        ev.SourceIndex = parsed;
         start += (int)reader.BytesConsumed;
         return true;
+    }
+
+    private static readonly int EventStartOrdinal = StandardFields.Get("EventStart").Ordinal;
+    private static readonly int EventTypeOrdinal = StandardFields.Get("EventType").Ordinal;
+
+    /// <summary>
+    /// Only FullStory export data is accepted: an element that is not a FullStory event is an error, not an event with
+    /// every field empty. The test is the two fields every FullStory event has in both APIs: EventStart, a timestamp (the
+    /// event's time: Segment Export's timeRange filters on it, Stitch replicates by it) and EventType, a string (what
+    /// happened: click, navigate, custom, ...). Every event of both real samples and of the emulator has both; ids are
+    /// not required (a Segment Export 'fields' list may leave them out, and FullStory omits fields that do not apply).
+    /// Two slot checks per event: nothing measurable next to parsing it.
+    /// </summary>
+    private void RequireEventFields(FullStoryEvent ev)
+    {
+        if (ev.values[EventStartOrdinal] is not null && ev.values[EventTypeOrdinal] is not null) return;
+        throw new EventDataException(sourceName, bufferBase + start, parsed,
+            $"not a FullStory event: it has {DescribeMissingFields(ev)}. Only FullStory's event export data (bundles and Segment Export " +
+            "files, as downloaded or kept with -OutDirectory) can be read", truncated: false);
+    }
+
+    /// <summary>"no EventStart and no EventType (its keys include hello, items)": for the error only, so it may parse again.</summary>
+    private static string DescribeMissingFields(FullStoryEvent ev)
+    {
+        using var custom = ev.CustomVars is null ? null : JsonDocument.Parse(ev.CustomVars);
+        var keys = custom?.RootElement.EnumerateObject().Select(p => p.Name).ToList() ?? [];
+        var missing = new List<string>();
+        foreach (var (ordinal, name, type) in new[] { (EventStartOrdinal, "EventStart", "an ISO 8601 timestamp"), (EventTypeOrdinal, "EventType", "a string") })
+        {
+            if (ev.values[ordinal] is not null) continue;
+            // A standard key whose value had another type was kept in CustomVars.
+            missing.Add(keys.Contains(name, StringComparer.OrdinalIgnoreCase) ? $"an {name} that is not {type}" : $"no {name}");
+        }
+        var named = keys.Concat(StandardFields.All.Where(f => ev.values[f.Ordinal] is not null).Select(f => f.Name)).Take(5).ToList();
+        string seen = named.Count > 0 ? $" (its keys include {string.Join(", ", named)})" : " (it is empty)";
+        return string.Join(" and ", missing) + seen;
     }
 
     private const long Gen0AllocationBudget = 32L * 1024 * 1024;
@@ -163,7 +272,8 @@ public sealed class EventStreamReader : IDisposable
         }
         catch (InvalidDataException ex)
         {
-            throw new EventDataException(sourceName, bufferBase + end, EventsRead, "the gzip data is corrupt: " + ex.Message, truncated: true, ex);
+            // A cut-off or corrupt gzip body (CheckedGzipStream says which): truncated, so a download is fetched again.
+            throw new EventDataException(sourceName, bufferBase + end, parsed, ex.Message, truncated: true, ex);
         }
         if (n == 0) endOfBody = true;
         end += n;
@@ -175,7 +285,6 @@ public sealed class EventStreamReader : IDisposable
         {
             byte c = buffer[start];
             if (c is (byte)' ' or (byte)'\n' or (byte)'\r' or (byte)'\t') start++;
-            else if (c == 0xEF && start == 0 && bufferBase == 0 && end >= 3 && buffer[1] == 0xBB && buffer[2] == 0xBF) start += 3; // UTF-8 BOM
             else break;
         }
     }
@@ -201,10 +310,10 @@ public sealed class EventStreamReader : IDisposable
     private static string Describe(byte c) => c is >= 0x20 and < 0x7F ? $"'{(char)c}'" : $"byte 0x{c:X2}";
 
     private EventDataException Malformed(string problem, long offsetInEvent = 0, Exception? inner = null) =>
-        new(sourceName, bufferBase + start + offsetInEvent, EventsRead, problem, truncated: false, inner);
+        new(sourceName, bufferBase + start + offsetInEvent, parsed, problem, truncated: false, inner);
 
     private EventDataException Truncated(string problem) =>
-        new(sourceName, bufferBase + start, EventsRead, problem, truncated: true);
+        new(sourceName, bufferBase + start, parsed, problem, truncated: true);
 
     public void Dispose()
     {

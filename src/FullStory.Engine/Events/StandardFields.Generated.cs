@@ -154,9 +154,23 @@ public sealed partial class FullStoryEvent
     /// <summary>Where the event came from: "bundle:&lt;id&gt;", "export:&lt;segment&gt;:&lt;start&gt;/&lt;end&gt;" or "file:&lt;path&gt;".</summary>
     public string? Source { get; set; }
 
-    /// <summary>The event's 0-based position in its <see cref="Source"/>: with it, (Source, SourceIndex) identifies an event.</summary>
-    public long? SourceIndex { get; set; }
+    /// <summary>
+    /// The event's 0-based position in its <see cref="Source"/> (the bundle body, export file or local file), so an event
+    /// is identified within its source even when the pipeline filters, sorts or splits the events.
+    /// </summary>
+    public long? SourceIndex { get => sourceIndex < 0 ? null : sourceIndex; set => sourceIndex = NotNegative(value); }
 
-    /// <summary>Set on the last event of a source read to its verified end: the number of events in the source.</summary>
-    internal long? SourceCount { get; set; }
+    // Plain longs with -1 for "none" rather than two long? fields: 16 bytes less per event, which kept the reader's
+    // peak working set where it was on a 1 GB bundle (the runtime sized its youngest generation larger otherwise).
+    private long sourceIndex = -1, sourceCount = -1;
+
+    /// <summary>
+    /// On the last event of a source only: how many events the source holds. Set only when the reader reached the verified
+    /// end of the body (the closing ']', the end of NDJSON, the gzip trailer), so its presence proves the source complete.
+    /// Internal, so it is not a column of Export-Csv or a property in the pipeline.
+    /// </summary>
+    internal long? SourceCount { get => sourceCount < 0 ? null : sourceCount; set => sourceCount = NotNegative(value); }
+
+    private static long NotNegative(long? value) =>
+        value is < 0 ? throw new ArgumentOutOfRangeException(nameof(value), value, "A position or count in a source cannot be negative.") : value ?? -1;
 }

@@ -193,4 +193,7 @@ public static class EventStoreFactory
 
     /// <summary>A SQL Server (or compatible) database; connections are opened (from the pool) per operation.</summary>
     public static IEventStore OpenSqlServer(string connectionString, EventStoreOptions options) => new SqlServerEventStore(connectionString, options);
+
+    /// <summary>A folder of Parquet files in Hive-style partitions (created on first load), for Spark, Synapse, Fabric, DuckDB.</summary>
+    public static IEventStore OpenParquet(string folder, EventStoreOptions options) => new ParquetEventStore(folder, options);
 }

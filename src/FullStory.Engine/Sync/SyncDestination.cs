@@ -5,12 +5,12 @@ using Microsoft.Data.SqlClient;
 
 namespace FullStory.Engine.Sync;
 
-public enum SyncDestinationKind { Sqlite, SqlServer }
+public enum SyncDestinationKind { Sqlite, SqlServer, Parquet }
 
 /// <summary>
 /// Where a sync writes, independent of the kind of store: opens stores and takes the run lock that keeps two runs of the
 /// same destination table from doing the same work at once. SQLite: an exclusive lock file beside the database.
-/// SQL Server: sp_getapplock owned by a dedicated session kept open for the run.
+/// SQL Server: sp_getapplock owned by a dedicated session kept open for the run. Parquet: a lock file in the folder's _fullstory.
 /// </summary>
 public sealed class SyncDestination
 {
@@ -38,17 +38,29 @@ public sealed class SyncDestination
         return new SyncDestination(SyncDestinationKind.SqlServer, connectionString, options ?? new EventStoreOptions());
     }
 
+    /// <summary>A folder of Parquet files in Hive-style partitions (created on first load).</summary>
+    public static SyncDestination Parquet(string folder, EventStoreOptions? options = null)
+    {
+        if (string.IsNullOrWhiteSpace(folder)) throw new ArgumentException("The folder must not be empty.", nameof(folder));
+        return new SyncDestination(SyncDestinationKind.Parquet, Path.GetFullPath(folder), options ?? new EventStoreOptions());
+    }
+
     public SyncDestinationKind Kind { get; }
     public EventStoreOptions StoreOptions { get; }
     /// <summary>The events table as recorded in run history: "events", or "schema.events" on SQL Server.</summary>
     public string TableName { get; }
 
-    public IEventStore OpenStore() => Kind == SyncDestinationKind.Sqlite
-        ? EventStoreFactory.OpenSqlite(target, StoreOptions)
-        : EventStoreFactory.OpenSqlServer(target, StoreOptions);
+    public IEventStore OpenStore() => Kind switch
+    {
+        SyncDestinationKind.Sqlite => EventStoreFactory.OpenSqlite(target, StoreOptions),
+        SyncDestinationKind.SqlServer => EventStoreFactory.OpenSqlServer(target, StoreOptions),
+        _ => EventStoreFactory.OpenParquet(target, StoreOptions),
+    };
 
-    /// <summary>SQLite: the lock file used for runs into this table.</summary>
-    internal string LockFilePath => FileRunLock.PathFor(target, StoreOptions.Table);
+    /// <summary>SQLite and Parquet: the lock file used for runs into this table.</summary>
+    internal string LockFilePath => Kind == SyncDestinationKind.Parquet
+        ? Path.Combine(target, "_fullstory", "locks", StoreOptions.Table + ".sync.lock")
+        : FileRunLock.PathFor(target, StoreOptions.Table);
 
     /// <summary>SQL Server: the sp_getapplock resource for runs into this table.</summary>
     internal string LockResource => SqlServerRunLock.ResourceFor(TableName);
@@ -57,11 +69,11 @@ public sealed class SyncDestination
     /// Takes the run lock for this destination table, waiting up to <paramref name="wait"/>; null when another run holds it.
     /// Dispose the result to release it. A process that dies releases it too (the OS closes the file / the server ends the session).
     /// </summary>
-    public IDisposable? TryAcquireRunLock(TimeSpan wait, CancellationToken cancellationToken = default) => Kind == SyncDestinationKind.Sqlite
-        ? FileRunLock.TryAcquire(LockFilePath, wait, cancellationToken)
-        : SqlServerRunLock.TryAcquire(target, LockResource, wait, cancellationToken);
+    public IDisposable? TryAcquireRunLock(TimeSpan wait, CancellationToken cancellationToken = default) => Kind == SyncDestinationKind.SqlServer
+        ? SqlServerRunLock.TryAcquire(target, LockResource, wait, cancellationToken)
+        : FileRunLock.TryAcquire(LockFilePath, wait, cancellationToken);
 
-    internal string LockDescription => Kind == SyncDestinationKind.Sqlite ? $"the lock file {LockFilePath}" : $"the application lock '{LockResource}'";
+    internal string LockDescription => Kind == SyncDestinationKind.SqlServer ? $"the application lock '{LockResource}'" : $"the lock file {LockFilePath}";
 }
 
 /// <summary>An exclusive lock file (FileShare.None) beside the SQLite database, held for the run.</summary>

@@ -49,12 +49,12 @@ public sealed class ReceiveFullStoryEventCommand : FullStorySessionCmdlet
     /// <summary>Files to read, with wildcards: bundles or exports as FullStory delivers them (.json.gz, .json, .ndjson).</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = PathSet)]
     [SupportsWildcards]
-    [Alias("FullName")]
     public string[]? Path { get; set; }
 
-    /// <summary>Files to read, taken literally (no wildcards).</summary>
-    [Parameter(Mandatory = true, ParameterSetName = LiteralPathSet)]
-    [Alias("PSPath")]
+    /// <summary>Files to read, taken literally (no wildcards: brackets are part of the name). Files piped from Get-ChildItem
+    /// bind here by their PSPath, as with the built-in cmdlets.</summary>
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = LiteralPathSet)]
+    [Alias("PSPath", "LP", "FullName")]
     public string[]? LiteralPath { get; set; }
 
     /// <summary>Keep every raw download in this folder exactly as received (replay later with -Path).</summary>
@@ -63,17 +63,22 @@ public sealed class ReceiveFullStoryEventCommand : FullStorySessionCmdlet
     [Parameter(ParameterSetName = ExportSet)]
     public string? OutDirectory { get; set; }
 
-    protected override bool RequiresSession => ParameterSetName is not (PathSet or LiteralPathSet);
+    // With pipeline input the parameter set is only known in ProcessRecord (files from Get-ChildItem need no session).
+    protected override bool RequiresSession => !MyInvocation.ExpectingInput && !ReadsFiles;
+
+    private bool ReadsFiles => ParameterSetName is PathSet or LiteralPathSet;
 
     protected override void BeginProcessing()
     {
         base.BeginProcessing();
         messenger = new PipelineMessenger(this, 2, "Receiving FullStory events");
-        if (ParameterSetName is BundleSet or IdSet) GetFullStoryBundleCommand.WarnLegacyOnce(this);
     }
 
     protected override void ProcessRecord()
     {
+        if (!ReadsFiles) ThrowIfNoSession();
+        // The deprecation is about downloading bundles, not about reading files.
+        if (ParameterSetName is BundleSet or IdSet) GetFullStoryBundleCommand.WarnLegacyOnce(this);
         switch (ParameterSetName)
         {
             case BundleSet:
@@ -116,7 +121,9 @@ public sealed class ReceiveFullStoryEventCommand : FullStorySessionCmdlet
     {
         Verbose($"Reading {path}.");
         // One bad file is reported and the others are still read; a download that keeps failing stops the command.
-        Stream(() => ReadFile(path), path, path, terminating: false);
+        long before = eventsWritten;
+        if (Stream(() => ReadFile(path), path, path, terminating: false) && eventsWritten == before)
+            WriteWarning($"The file '{path}' holds no events: it is empty (no bytes, only whitespace, '[]' or an empty gzip).");
     }
 
     private IEnumerable<FullStoryEvent> ReadFile(string path)
@@ -125,7 +132,8 @@ public sealed class ReceiveFullStoryEventCommand : FullStorySessionCmdlet
         foreach (var e in reader.ReadAll()) yield return e;
     }
 
-    private void Stream(Func<IEnumerable<FullStoryEvent>> source, string what, object target, bool terminating = true)
+    /// <summary>Writes the events of one source; false when it failed (reported as an error).</summary>
+    private bool Stream(Func<IEnumerable<FullStoryEvent>> source, string what, object target, bool terminating = true)
     {
         long before = eventsWritten;
         Func<string> status = () => $"{what}: {eventsWritten - before:N0} events"; // made once: Progress runs per event
@@ -145,33 +153,81 @@ public sealed class ReceiveFullStoryEventCommand : FullStorySessionCmdlet
             messenger!.Drain();
             if (terminating) ThrowTerminatingError(ToErrorRecord(ex, target));
             WriteError(ToErrorRecord(ex, target));
-            return;
+            return false;
         }
         messenger!.Drain();
         Verbose($"{what}: {eventsWritten - before:N0} events.");
+        return true;
     }
 
+    /// <summary>
+    /// The files to read. What matches nothing or is not a file is an error that says what to pass instead (like
+    /// Get-Content), never silence; the other paths are still read.
+    /// </summary>
     private IEnumerable<string> ResolveFiles()
     {
         if (ParameterSetName == LiteralPathSet)
         {
-            foreach (var p in LiteralPath!) yield return GetUnresolvedProviderPathFromPSPath(p);
+            foreach (var p in LiteralPath!)
+            {
+                string path = GetUnresolvedProviderPathFromPSPath(p);
+                if (IsUsableFile(p, path)) yield return path;
+            }
             yield break;
         }
         foreach (var p in Path!)
         {
-            ProviderInfo provider;
             List<string> resolved;
             try
             {
-                resolved = GetResolvedProviderPathFromPSPath(p, out provider).ToList();
+                resolved = GetResolvedProviderPathFromPSPath(p, out var provider).ToList();
+                if (provider.ImplementingType != typeof(Microsoft.PowerShell.Commands.FileSystemProvider))
+                {
+                    WriteError(Error(new ArgumentException($"'{p}' is not a file system path ({provider.Name}): pass files (.json.gz, .json, .ndjson)."),
+                        "FullStory.NotAFile", ErrorCategory.InvalidArgument, p));
+                    continue;
+                }
             }
-            catch (ItemNotFoundException ex)
+            catch (ItemNotFoundException)
             {
-                WriteError(new ErrorRecord(ex, "FullStory.FileNotFound", ErrorCategory.ObjectNotFound, p));
+                resolved = [];
+            }
+            if (resolved.Count == 0)
+            {
+                WriteError(Error(new ItemNotFoundException(NothingMatches(p)), "FullStory.FileNotFound", ErrorCategory.ObjectNotFound, p));
                 continue;
             }
-            foreach (var r in resolved) yield return r;
+            foreach (var r in resolved)
+                if (IsUsableFile(p, r)) yield return r;
         }
+    }
+
+    private string NothingMatches(string pattern)
+    {
+        string message = $"Cannot find a file that matches '{pattern}'.";
+        if (pattern.IndexOfAny(['[', ']']) < 0) return message;
+        // Brackets are wildcards in -Path ([1] matches the character 1): a name that contains them needs -LiteralPath.
+        bool literalExists = File.Exists(GetUnresolvedProviderPathFromPSPath(pattern));
+        return message + (literalExists ? " A file with exactly that name exists: its brackets" : " Brackets")
+            + $" are wildcard characters in -Path; to read a file whose name contains them, use -LiteralPath '{pattern}'.";
+    }
+
+    private bool IsUsableFile(string given, string path)
+    {
+        if (given.Contains("::")) given = path; // a provider-qualified PSPath from Get-ChildItem: show the plain path
+        if (Directory.Exists(path))
+        {
+            string example = System.IO.Path.Combine(given, "*.json.gz");
+            WriteError(Error(new ArgumentException($"'{given}' is a directory. Pass the files in it, e.g. -Path '{example}'."),
+                "FullStory.PathIsDirectory", ErrorCategory.InvalidArgument, given, $"Receive-FullStoryEvent -Path '{example}'"));
+            return false;
+        }
+        if (!File.Exists(path))
+        {
+            WriteError(Error(new ItemNotFoundException($"Cannot find the file '{given}' because it does not exist."),
+                "FullStory.FileNotFound", ErrorCategory.ObjectNotFound, given));
+            return false;
+        }
+        return true;
     }
 }

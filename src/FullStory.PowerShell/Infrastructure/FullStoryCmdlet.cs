@@ -97,7 +97,10 @@ public abstract class FullStorySessionCmdlet : FullStoryCmdletBase
     [Parameter]
     public FullStorySession? Session { get; set; }
 
-    /// <summary>False for parameter sets that work offline (e.g. reading local files).</summary>
+    /// <summary>
+    /// False for parameter sets that work offline (e.g. reading local files). Checked in BeginProcessing, where a set bound
+    /// from pipeline input is not known yet: such cmdlets answer false then and call <see cref="ThrowIfNoSession"/> later.
+    /// </summary>
     protected virtual bool RequiresSession => true;
 
     protected override void BeginProcessing()
@@ -105,12 +108,15 @@ public abstract class FullStorySessionCmdlet : FullStoryCmdletBase
         ActiveSession = Session ?? DefaultSessionStore.Get();
         DebugInvocation();
         if (ActiveSession is not null) Debug($"Using {(Session is null ? "the default session" : "-Session")}: {ActiveSession}; retries: {ActiveSession.Retry.MaxAttempts} attempts from {ActiveSession.Retry.BaseDelay}, export polls every {ActiveSession.Retry.PollInterval}.");
-        if (ActiveSession is null && RequiresSession)
-        {
-            ThrowTerminatingError(new ErrorRecord(
-                new InvalidOperationException("There is no FullStory session. Run Connect-FullStory -ApiKey <key> first, or pass -Session."),
-                "FullStory.NotConnected", ErrorCategory.ConnectionError, null));
-        }
+        if (RequiresSession) ThrowIfNoSession();
+    }
+
+    protected void ThrowIfNoSession()
+    {
+        if (ActiveSession is not null) return;
+        ThrowTerminatingError(new ErrorRecord(
+            new InvalidOperationException("There is no FullStory session. Run Connect-FullStory -ApiKey <key> first, or pass -Session."),
+            "FullStory.NotConnected", ErrorCategory.ConnectionError, null));
     }
 
     protected FullStorySession CurrentSession => ActiveSession!;

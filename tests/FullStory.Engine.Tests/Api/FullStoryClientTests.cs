@@ -15,6 +15,9 @@ public class FullStoryClientTests
         Assert.Equal(list.Count, actual.Count);
         for (int i = 0; i < list.Count; i++) EventStreamReaderTests.AssertSameEvent(list[i], actual[i]);
         Assert.All(actual, e => Assert.Equal(source, e.Source));
+        // Each event's position in its source, exact and continuous even across re-downloads; the count on the last only.
+        Assert.Equal(Enumerable.Range(0, list.Count).Select(i => (long?)i), actual.Select(e => e.SourceIndex));
+        Assert.Equal(actual.Select((_, i) => i == actual.Count - 1 ? (long?)list.Count : null), actual.Select(e => e.SourceCount));
     }
 
     [Fact]
@@ -196,6 +199,71 @@ public class FullStoryClientTests
         Assert.Equal(600, events.Count);
         Assert.Equal(0, fs.Emulator.Served.KeyLeaks);
         Assert.Equal(2, fs.Observer.Retries);
+    }
+
+    [Theory]
+    [InlineData("get", "FORMAT_JSON")]
+    [InlineData("download", "FORMAT_JSON")]
+    [InlineData("download", "FORMAT_NDJSON")]
+    public async Task A_gzip_body_that_stops_at_a_block_boundary_is_downloaded_again_and_nothing_is_lost(string endpoint, string format)
+    {
+        // The HTTP response ends normally and the JSON in it is complete (NDJSON lines, or an array with its ']'): only
+        // the missing gzip trailer shows that 100 events are all it holds.
+        await using var fs = await EmulatedFullStory.StartAsync();
+        fs.Emulator.Faults.UnfinishedGzip(endpoint, afterEvents: 100);
+        List<FullStoryEvent> events;
+        IEnumerable<JsonObject> expected;
+        string source;
+        if (endpoint == "get")
+        {
+            var bundle = fs.Emulator.Dataset.Bundles[1];
+            events = fs.Client.ReadBundle(bundle.Id, observer: fs.Observer).ToList();
+            (expected, source) = (fs.Emulator.Dataset.EventsOf(bundle.Id), "bundle:" + bundle.Id);
+        }
+        else
+        {
+            var request = new SegmentExportRequest(EmulatedFullStory.Day0, EmulatedFullStory.Day0.AddDays(2)) { Format = format };
+            events = fs.Client.ReadSegmentExport(request, observer: fs.Observer).ToList();
+            (expected, source) = (fs.Emulator.Dataset.EventsBetween(request.Start, request.End), request.BatchKey);
+        }
+        AssertEvents(expected, events, source);
+        Assert.True(events.Count > 100);
+        Assert.Equal(1, fs.Observer.Retries);
+        Assert.Equal(2, fs.Emulator.Served.Requests.Count(r => r.Endpoint == endpoint && r.Status == 200));
+        Assert.Contains(fs.Log, l => l.Contains("without a complete end"));
+    }
+
+    [Fact]
+    public async Task A_body_that_always_stops_early_fails_and_leaves_no_archive_file()
+    {
+        await using var fs = await EmulatedFullStory.StartAsync(maxAttempts: 2);
+        using var dir = new TestData.TempDirectory();
+        var bundle = fs.Emulator.Dataset.Bundles[0];
+        fs.Emulator.Faults.UnfinishedGzip("get", afterEvents: 120, times: 0);
+        var delivered = new List<FullStoryEvent>();
+        var ex = Assert.Throws<EventDataException>(() => { foreach (var e in fs.Client.ReadBundle(bundle.Id, dir.Path)) delivered.Add(e); });
+        Assert.True(ex.IsTruncated);
+        Assert.Contains($"bundle {bundle.Id}", ex.Message);
+        Assert.Equal(Enumerable.Range(0, 120).Select(i => (long?)i), delivered.Select(e => e.SourceIndex));
+        Assert.All(delivered, e => Assert.Null(e.SourceCount));
+        Assert.Empty(Directory.GetFiles(dir.Path)); // neither a .json.gz that looks complete nor a .partial
+        Assert.Equal(2, fs.Emulator.Served.CountFor("get"));
+    }
+
+    [Fact]
+    public async Task The_archive_keeps_only_the_complete_download_after_an_unfinished_one()
+    {
+        await using var fs = await EmulatedFullStory.StartAsync();
+        using var dir = new TestData.TempDirectory();
+        var bundle = fs.Emulator.Dataset.Bundles[2];
+        fs.Emulator.Faults.UnfinishedGzip("get", afterEvents: 50);
+        var events = fs.Client.ReadBundle(bundle.Id, dir.Path).ToList();
+        var file = Assert.Single(Directory.GetFiles(dir.Path));
+        using var reader = new EventStreamReader(File.OpenRead(file), file);
+        var replayed = reader.ReadAll().ToList();
+        Assert.Equal(200, replayed.Count);
+        Assert.Equal(events.Select(e => e.CustomVars), replayed.Select(e => e.CustomVars));
+        Assert.Equal(200, replayed[^1].SourceCount);
     }
 
     [Fact]

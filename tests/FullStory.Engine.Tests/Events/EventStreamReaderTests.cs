@@ -74,7 +74,7 @@ public class EventStreamReaderTests
     [Fact]
     public void Legacy_PageAgent_is_PageUserAgent_and_ids_keep_64_bits()
     {
-        var e = Read(Encoding.UTF8.GetBytes("""[{"PageAgent":"Mozilla/5.0","UserId":5189870820212736,"id":1,"EventStart":"2020-08-27T06:20:26.900Z"}]""")).Single();
+        var e = Read(Encoding.UTF8.GetBytes("""[{"PageAgent":"Mozilla/5.0","UserId":5189870820212736,"id":1,"EventStart":"2020-08-27T06:20:26.900Z","EventType":"click"}]""")).Single();
         Assert.Equal("Mozilla/5.0", e.PageUserAgent);
         Assert.Equal(5189870820212736L, e.UserId);
         Assert.Equal("""{"id":1}""", e.CustomVars);
@@ -99,7 +99,7 @@ public class EventStreamReaderTests
     {
         string longText = new string('x', 5000);
         string json = $$"""
-            [{"evt_x]; DROP TABLE events;--_str":"a\u0000b\r\n\"q\"","evt_order.total_real":4,"user_big_int":4611686018427387904,
+            [{"EventStart":"2020-08-27T06:20:26.900Z","evt_x]; DROP TABLE events;--_str":"a\u0000b\r\n\"q\"","evt_order.total_real":4,"user_big_int":4611686018427387904,
               "EventModDead":true,"PageScreenWidth":99999999999,"EventType":"click","EventType":"dup","evt_emoji_str":"😀 日本",
               "evt_long_str":"{{longText}}","evt_arr_strs":["a",{"b":[1,2]}],"PageUrl":null}]
             """;
@@ -128,7 +128,7 @@ public class EventStreamReaderTests
         {
             if (i > 0) sb.Append(',');
             string text = i == 1000 ? new string('y', 1_000_000) : new string('z', 2000);
-            sb.Append($$"""{"UserId":{{i}},"EventTargetText":"{{text}}","evt_n_int":{{i}}}""");
+            sb.Append($$"""{"EventStart":"2020-08-27T06:20:26.900Z","EventType":"change","UserId":{{i}},"EventTargetText":"{{text}}","evt_n_int":{{i}}}""");
         }
         sb.Append(']');
         using var reader = new EventStreamReader(new TrickleStream(Encoding.UTF8.GetBytes(sb.ToString()), 7), "trickle");
@@ -149,12 +149,16 @@ public class EventStreamReaderTests
     [InlineData("<html>502 Bad Gateway</html>", false)]          // not JSON at all
     public void Bad_bodies_fail_with_the_source_and_position(string body, bool truncated)
     {
+        body = body.Replace("{\"UserId\":", Event.TrimEnd('}') + ",\"UserId\":"); // real FullStory events, else the first is refused as foreign
         using var reader = new EventStreamReader(new MemoryStream(Encoding.UTF8.GetBytes(body)), "bundle 42");
         var ex = Assert.Throws<EventDataException>(() => reader.ReadAll().ToList());
         Assert.Equal(truncated, ex.IsTruncated);
         Assert.Contains("bundle 42", ex.Message);
         Assert.True(ex.ByteOffset > 0 || body.StartsWith('<'));
     }
+
+    /// <summary>The smallest FullStory event: the two fields every event has.</summary>
+    internal const string Event = """{"EventStart":"2020-08-27T06:20:26.900Z","EventType":"click"}""";
 
     [Theory]
     [InlineData("")]

@@ -46,6 +46,9 @@ public abstract class EventStoreTests : IDisposable
         Skip.If(reason is not null, reason);
     }
 
+    /// <summary>A table name that breaks naive SQL (a folder name must hold it too for the Parquet store, which cannot take '"').</summary>
+    protected virtual string HostileTableName => "ev]\"ents; DROP TABLE x;-- ";
+
     protected EventStoreOptions Options(bool customVarColumns = false) => new() { Table = TableName, CustomVarColumns = customVarColumns, BatchSize = 50 };
 
     protected IEventStore OpenDefault(bool customVarColumns = false) => Open(Options(customVarColumns));
@@ -280,13 +283,13 @@ public abstract class EventStoreTests : IDisposable
     }
 
     [SkippableTheory]
-    [InlineData("ev\"ents'; DROP TABLE x;-- [")]
-    [InlineData("ev]\"ents; DROP TABLE x;-- ")]
-    public void Hostile_table_names_are_quoted(string name)
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Hostile_table_names_are_quoted(bool closingBracket)
     {
         SkipIfUnavailable();
-        if (name.Contains(']')) SkipIfServerDiffers(ServerDifference.ClosingBracketInIdentifier);
-        TableName = name + Guid.NewGuid().ToString("N")[..6];
+        if (closingBracket) SkipIfServerDiffers(ServerDifference.ClosingBracketInIdentifier);
+        TableName = (closingBracket ? HostileTableName : HostileTableName.Replace(']', '[')) + Guid.NewGuid().ToString("N")[..6];
         using var store = OpenDefault();
         Assert.Equal(5, store.LoadBatch(new BatchInfo("b"), LoadingTestData.Synthetic(5)).Rows);
         Assert.Equal(5, ReadRows().Count);
