@@ -75,10 +75,13 @@ public sealed class SqlServerStatements
         "SELECT COLUMN_NAME, DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION FROM INFORMATION_SCHEMA.COLUMNS " +
         "WHERE TABLE_SCHEMA = @schema AND TABLE_NAME = @table ORDER BY ORDINAL_POSITION;";
 
-    /// <summary>1 when the state table has is_complete (older versions made it without; all their records are of whole sources).</summary>
+    /// <summary>
+    /// 1 when the state table has is_complete (older versions made it without; all their records are of whole sources).
+    /// The ISO view, like every column lookup here (a compatible server's sys.columns has been seen to fail while another
+    /// session alters a table).
+    /// </summary>
     public string StateHasCompleteness =>
-        "SELECT COUNT(*) FROM sys.columns AS c JOIN sys.tables AS t ON t.object_id = c.object_id JOIN sys.schemas AS s ON s.schema_id = t.schema_id " +
-        $"WHERE s.name = @schema AND t.name = N'{Identifiers.StateTable}' AND c.name = N'is_complete';";
+        $"SELECT COUNT(*) FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = @schema AND TABLE_NAME = N'{Identifiers.StateTable}' AND COLUMN_NAME = N'is_complete';";
 
     public string CreateStateTable =>
         $"CREATE TABLE {StateTable} (id bigint IDENTITY(1,1) NOT NULL PRIMARY KEY, table_name nvarchar(128) NOT NULL, " +
