@@ -189,17 +189,20 @@ internal sealed class SqlServerEventStore : EventStoreBase
             tx = c.BeginTransaction(IsolationLevel.ReadCommitted);
             // Serialises loads into this table across processes and machines; released by the commit or rollback. Waits at
             // most LockTimeout (the server answers -1 then), so a lock that is never released cannot hold a load forever.
-            int result;
-            using (var cmd = Command(c, tx, sql.GetAppLock, SqlParam.Text("@resource", sql.LockResource, 255), SqlParam.Int("@timeout", lockTimeoutMs)))
-            {
-                cmd.CommandTimeout = (int)Math.Min(int.MaxValue, (long)commandTimeout + lockTimeoutMs / 1000 + 1);
-                result = Convert.ToInt32(Run(cmd, static x => x.ExecuteScalar(), cancellationToken));
-            }
+            // The wait may be long: a cancellation the server does not act on (some do not interrupt a lock wait) is not waited out.
+            var cmd = Command(c, tx, sql.GetAppLock, SqlParam.Text("@resource", sql.LockResource, 255), SqlParam.Int("@timeout", lockTimeoutMs));
+            cmd.CommandTimeout = (int)Math.Min(int.MaxValue, (long)commandTimeout + lockTimeoutMs / 1000 + 1);
+            int result = Convert.ToInt32(SqlCancellation.Run(c, cmd, static x => x.ExecuteScalar(), cancellationToken));
+            cmd.Dispose();
             if (result == -1)
                 throw new LoadLockTimeoutException($"the table's load lock (sp_getapplock resource '{sql.LockResource}') was not granted within {Options.LockTimeout}: " +
                     "another load of the table has held it all that time.");
             if (result < 0) throw new InvalidOperationException($"Could not take the load lock on {DisplayTable} (sp_getapplock returned {result}).");
             return new Transaction(this, c, tx, cancellationToken);
+        }
+        catch (AbandonedCommandException)
+        {
+            throw; // the connection is still in use by the abandoned command, which disposes it when it ends
         }
         catch
         {

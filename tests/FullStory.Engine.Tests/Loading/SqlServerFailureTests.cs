@@ -187,6 +187,25 @@ public sealed class SqlServerFailureTests : IDisposable
         Assert.Equal(10, store.LoadBatch(new BatchInfo("bundle:2"), LoadingTestData.Synthetic(10)).Rows);
     }
 
+    [SkippableFact]
+    public void Waiting_for_a_load_lock_is_cancellable()
+    {
+        SkipIfUnavailable();
+        using var store = Open(SqlServerTestServer.ConnectionString!, Options(lockTimeout: TimeSpan.FromMinutes(10)));
+        store.LoadBatch(new BatchInfo("bundle:1"), LoadingTestData.Synthetic(10));
+        using var holder = SqlServerTestServer.Open(new SqlConnectionStringBuilder(SqlServerTestServer.ConnectionString) { Pooling = false }.ConnectionString);
+        using (var take = new SqlCommand(SqlServerRunLockSql, holder))
+        {
+            take.Parameters.Add(new SqlParameter("@resource", System.Data.SqlDbType.NVarChar, 255) { Value = new SqlServerStatements("dbo", table).LockResource });
+            Assert.True(Convert.ToInt32(take.ExecuteScalar()) >= 0);
+        }
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+        var ex = Ends(() => store.LoadBatch(new BatchInfo("bundle:2"), LoadingTestData.Synthetic(10), cancellationToken: cts.Token));
+        Assert.IsAssignableFrom<OperationCanceledException>(ex);
+        holder.Close();
+        Assert.False(store.IsLoaded("bundle:2"));
+    }
+
     private const string SqlServerRunLockSql =
         "DECLARE @result int; EXEC @result = sp_getapplock @Resource = @resource, @LockMode = N'Exclusive', @LockOwner = N'Session', @LockTimeout = 0; SELECT @result;";
 
