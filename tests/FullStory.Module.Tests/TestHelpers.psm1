@@ -162,7 +162,7 @@ function New-TestDestination {
     $server = Get-TestSqlServer
     $table = "events_$id"
     [pscustomobject]@{ Kind = $Kind; Table = $table; Params = @{ ConnectionString = $server.ConnectionString; Table = $table }
-        Argument = "-ConnectionString '$($server.ConnectionString)' -Table '$table'"; Db = $null; SkipReason = $server.SkipReason }
+        Argument = "-ConnectionString '$($server.ConnectionString -replace "'", "''")' -Table '$table'"; Db = $null; SkipReason = $server.SkipReason }
 }
 
 # A scalar query against a test destination. {events} is its events table; {table} the table's name as the state and run
