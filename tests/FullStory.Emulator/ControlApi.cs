@@ -18,8 +18,22 @@ public sealed partial class FullStoryEmulator
             switch (req.Method, route)
             {
                 case ("GET", "/_emulator/stats"):
-                    await Json(200, Served.ToJson());
-                    return;
+                    {
+                        var stats = Served.ToJson();
+                        stats["exports"] = ExportsJson();
+                        await Json(200, stats);
+                        return;
+                    }
+                case ("GET", "/_emulator/events/count"):
+                    {
+                        if (!TryRfc3339(req.Query["start"], out var start) || !TryRfc3339(req.Query["end"], out var end))
+                        {
+                            await Json(400, Error("Give start=<RFC 3339>&end=<RFC 3339>."));
+                            return;
+                        }
+                        await Json(200, new JsonObject { ["count"] = Dataset.CountBetween(start, end) });
+                        return;
+                    }
                 case ("GET", "/_emulator/faults"):
                     await Json(200, JsonSerializer.SerializeToNode(Faults.All, FaultRule.Json)!);
                     return;
@@ -54,7 +68,7 @@ public sealed partial class FullStoryEmulator
                     await EventsAsync(http);
                     return;
                 default:
-                    await Json(404, Error($"No control endpoint {req.Method} {path}. Try GET /_emulator/stats, /_emulator/dataset, /_emulator/events?bundleId=, /_emulator/faults; POST /_emulator/faults, /_emulator/reset, /_emulator/bundles?count=N; DELETE /_emulator/faults."));
+                    await Json(404, Error($"No control endpoint {req.Method} {path}. Try GET /_emulator/stats, /_emulator/dataset, /_emulator/events?bundleId=, /_emulator/events/count?start=&end=, /_emulator/faults; POST /_emulator/faults, /_emulator/reset, /_emulator/bundles?count=N; DELETE /_emulator/faults."));
                     return;
             }
         }
@@ -71,6 +85,23 @@ public sealed partial class FullStoryEmulator
             res.ContentLength = bytes.Length;
             await res.Body.WriteAsync(bytes, http.RequestAborted);
         }
+    }
+
+    /// <summary>The segment exports part of the stats: running now, the most at once, creates refused for the limit, and each export.</summary>
+    private JsonObject ExportsJson()
+    {
+        var list = new JsonArray();
+        foreach (var e in Exports)
+            list.Add(new JsonObject
+            {
+                ["operationId"] = e.OperationId, ["start"] = Timestamps.Rfc3339(e.Window.Start), ["end"] = Timestamps.Rfc3339(e.Window.End),
+                ["created"] = e.Created.ToString("O"), ["state"] = e.State, ["events"] = e.Events, ["finishedAt"] = e.FinishedAt?.ToString("O"),
+                ["downloadsStarted"] = e.DownloadsStarted, ["downloadsCompleted"] = e.DownloadsCompleted,
+            });
+        return new JsonObject
+        {
+            ["running"] = RunningExports, ["peakRunning"] = PeakRunningExports, ["refusedForLimit"] = ExportsRefusedForLimit, ["list"] = list,
+        };
     }
 
     private static JsonObject Error(string message) => new() { ["code"] = "invalid_argument", ["message"] = message };
