@@ -144,6 +144,7 @@ public sealed class SyncFullStoryEventCommand : FullStorySessionCmdlet
     /// </summary>
     private static void ShowProgress(PipelineMessenger messenger, SyncProgress p)
     {
+        messenger.Drain(); // verbose lines of the exports running on other threads
         if (p.BatchKey is null && p.Waiting is null)
         {
             messenger.Progress(p.Activity, p.PercentComplete, force: true);
