@@ -217,6 +217,31 @@ public class ExportTimingTests
     }
 
     [Fact]
+    public async Task Export_time_and_limit_can_be_changed_through_the_control_api()
+    {
+        var (em, clock) = await Start(o => { });
+        await using var _ = em;
+        using var c = T.Client(em);
+        using var anon = new HttpClient { BaseAddress = em.BaseUri };
+        var settings = await T.Json(await anon.GetAsync("_emulator/settings"));
+        Assert.Equal(0, (double)settings["exportSeconds"]!);
+        Assert.Equal(2, (int)settings["pendingPolls"]!);
+
+        using (var set = await anon.PostAsync("_emulator/settings", new StringContent("""{"exportSeconds":5,"maxRunningExports":1}""", Encoding.UTF8, "application/json")))
+        {
+            Assert.Equal(HttpStatusCode.OK, set.StatusCode);
+            Assert.Equal(1, (int)(await T.Json(set))["maxRunningExports"]!);
+        }
+        var id = await CreateId(c, T.Day0, T.Day0.AddDays(1));
+        using (var refused = await Create(c, T.Day0.AddDays(1), T.Day0.AddDays(2)))
+            Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        clock.Advance(TimeSpan.FromSeconds(5));
+        Assert.Equal("COMPLETED", (string?)(await Poll(c, id))["state"]);
+        Assert.Equal(HttpStatusCode.BadRequest, (await anon.PostAsync("_emulator/settings", new StringContent("""{"exportMinutes":1}""", Encoding.UTF8))).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await anon.PostAsync("_emulator/settings", new StringContent("""{"exportSeconds":-1}""", Encoding.UTF8))).StatusCode);
+    }
+
+    [Fact]
     public async Task Process_mode_takes_the_export_time_and_the_running_limit()
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "FullStory.Emulator.dll");

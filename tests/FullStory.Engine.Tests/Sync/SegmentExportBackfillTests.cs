@@ -1,4 +1,5 @@
 using FullStory.Engine.Api;
+using FullStory.Engine.Loading;
 using FullStory.Engine.Sync;
 
 namespace FullStory.Engine.Tests.Sync;
@@ -297,5 +298,53 @@ public class SegmentExportBackfillTests
         Thread.Sleep(300);
         Assert.Equal(requests, f.Emulator.Served.Requests.Count);
         Assert.All(f.Emulator.Exports, e => Assert.Equal(0, e.DownloadsStarted));
+    }
+}
+
+public class SegmentExportBookmarkTests
+{
+    private static readonly DateTimeOffset Day0 = SyncFixture.Day0;
+
+    private static string Key(DateTimeOffset s, DateTimeOffset e) => new SegmentExportRequest(s, e).BatchKey;
+
+    [Fact]
+    public async Task Day_windows_loaded_by_an_older_version_are_the_bookmark_and_the_backfill_continues_after_them()
+    {
+        await using var f = await SyncFixture.StartAsync(bundles: 20, eventsPerBundle: 40);
+        // What older versions did: one day at a time, aligned to -Start.
+        var old = f.Sync(new SyncOptions { Api = SyncApi.SegmentExport, Start = Day0, WindowSize = TimeSpan.FromDays(1), Clock = () => Day0.AddDays(5) });
+        Assert.Equal(4, old.Batches);
+
+        var now = f.Sync(new SyncOptions { Api = SyncApi.SegmentExport, Start = Day0, Clock = () => Day0.AddDays(20) });
+
+        Assert.Equal("Succeeded", now.Outcome);
+        Assert.Equal(new[] { Key(Day0.AddDays(4), Day0.AddDays(11)), Key(Day0.AddDays(11), Day0.AddDays(18)), Key(Day0.AddDays(18), Day0.AddDays(19)) },
+            now.Loaded.Select(r => r.BatchKey));
+        Assert.Equal(f.Emulator.Dataset.CountBetween(Day0, Day0.AddDays(19)), Db.Rows(f.DbPath));
+        Assert.All(Db.RowsPerBatch(f.DbPath), kv =>
+        {
+            var range = kv.Key["export:everyone:".Length..].Split('/');
+            Assert.Equal(f.Emulator.Dataset.CountBetween(DateTimeOffset.Parse(range[0]), DateTimeOffset.Parse(range[1])), kv.Value);
+        });
+    }
+
+    [Fact]
+    public async Task A_bookmark_with_a_fraction_of_a_second_resumes_at_the_second_the_older_version_really_asked_for()
+    {
+        // Older versions started a year before "now", ticks included, and asked FullStory for whole seconds (the fraction was
+        // dropped) while recording the exact end. The next window starts at the second that was really asked for.
+        await using var f = await SyncFixture.StartAsync(bundles: 4, eventsPerBundle: 40);
+        var end = Day0.AddDays(1).AddMilliseconds(123);
+        using (var store = f.Destination().OpenStore())
+        {
+            var client = f.FullStory.Session.GetClient();
+            var request = new SegmentExportRequest(Day0, end);
+            store.LoadBatch(new BatchInfo(request.BatchKey, Day0, end), client.ReadSegmentExport(request));
+        }
+
+        var next = f.Sync(new SyncOptions { Api = SyncApi.SegmentExport, Start = Day0, WindowSize = TimeSpan.FromDays(1), Clock = () => Day0.AddDays(4) });
+
+        Assert.Equal(Key(Day0.AddDays(1), Day0.AddDays(2)), next.Loaded[0].BatchKey);
+        Assert.Equal(f.Emulator.Dataset.CountBetween(Day0, Day0.AddDays(3)), Db.Rows(f.DbPath)); // no event twice, none missing
     }
 }
