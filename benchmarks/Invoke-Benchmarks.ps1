@@ -63,6 +63,13 @@ $Count
     $result
 }
 
+function Get-Machine {
+    $cpu = if (Test-Path /proc/cpuinfo) { ((Get-Content /proc/cpuinfo | Where-Object { $_ -like 'model name*' } | Select-Object -First 1) -split ':', 2)[1].Trim() } else { $env:PROCESSOR_IDENTIFIER }
+    $memoryGiB = [math]::Round([double]((Get-Content /proc/meminfo -ErrorAction SilentlyContinue | Select-Object -First 1) -replace '\D', '') / 1MB)
+    '{0}, {1} cores, {2} GiB memory, {3}, .NET {4}, PowerShell {5}' -f @($cpu, [Environment]::ProcessorCount, $memoryGiB,
+        [Runtime.InteropServices.RuntimeInformation]::OSDescription, [Environment]::Version, $PSVersionTable.PSVersion)
+}
+
 # ---------------------------------------------------------------- Segment Export: a year's backfill
 # One run of Sync-FullStoryEvent -Api SegmentExport in a fresh pwsh against an emulator whose exports take 2 seconds,
 # with at most 4 running at once (429 beyond). Returns the wall time, the rows and windows loaded, the exports made.
@@ -108,7 +115,7 @@ function Get-BackfillSection {
     @(
         '## Segment Export: a year of backfill'
         ''
-        "Measured $((Get-Date).ToUniversalTime().ToString('yyyy-MM-dd HH:mm')) UTC, same run: ``Sync-FullStoryEvent -Api SegmentExport`` into a new SQLite file, in a fresh pwsh, from an emulator whose exports take **2 seconds** and which lets **4** run at once per key (429 beyond), with $EventsPerDay events a day for a year from $($one.From). Rows are checked against the emulator's count of the same range."
+        "Measured $((Get-Date).ToUniversalTime().ToString('yyyy-MM-dd HH:mm')) UTC on $(Get-Machine), same run: ``Sync-FullStoryEvent -Api SegmentExport`` into a new SQLite file, in a fresh pwsh, from an emulator whose exports take **2 seconds** and which lets **4** run at once per key (429 beyond), with $EventsPerDay events a day for a year from $($one.From). Rows are checked against the emulator's count of the same range."
         ''
         '| case | windows | exports | 429s | most running at once | seconds | rows |'
         '|---|---:|---:|---:|---:|---:|---:|'
@@ -175,10 +182,7 @@ $naiveCsv = $results | Where-Object Case -like 'naive*Export-Csv'
 $oursCsv = $results | Where-Object Case -like 'module*Export-Csv'
 $oursBig = $results | Where-Object Case -like '*1 GB*'
 
-$cpu = if (Test-Path /proc/cpuinfo) { ((Get-Content /proc/cpuinfo | Where-Object { $_ -like 'model name*' } | Select-Object -First 1) -split ':', 2)[1].Trim() } else { $env:PROCESSOR_IDENTIFIER }
-$memoryGiB = [math]::Round([double]((Get-Content /proc/meminfo -ErrorAction SilentlyContinue | Select-Object -First 1) -replace '\D', '') / 1MB)
-$machine = '{0}, {1} cores, {2} GiB memory, {3}, .NET {4}, PowerShell {5}' -f @($cpu, [Environment]::ProcessorCount, $memoryGiB,
-    [Runtime.InteropServices.RuntimeInformation]::OSDescription, [Environment]::Version, $PSVersionTable.PSVersion)
+$machine = Get-Machine
 
 $lines = @(
     '# Benchmark results'

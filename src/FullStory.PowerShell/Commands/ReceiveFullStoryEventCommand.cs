@@ -149,7 +149,9 @@ public sealed class ReceiveFullStoryEventCommand : FullStorySessionCmdlet
             catch (Exception ex) when (!IsStopping(ex) && ex is not PipelineStoppedException)
             {
                 messenger.Drain();
-                ThrowTerminatingError(ToErrorRecord(ex is SegmentExportWindowFailedException w ? w.InnerException! : ex, ex is SegmentExportWindowFailedException f ? f.Window : range));
+                // A window FullStory could not export: FullStory's own error (FAILED, refused), about that window.
+                var failed = ex as SegmentExportWindowFailedException;
+                ThrowTerminatingError(ToErrorRecord(failed?.InnerException ?? ex, (object?)failed?.Window ?? range));
             }
             var window = ready.Current;
             Stream(() => client.ReadExportResults(window.SearchExportId, window.Request, ArchiveDirectory, observer, CancellationToken), window.Request.ToString(), window.Request);

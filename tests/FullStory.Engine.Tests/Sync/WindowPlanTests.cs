@@ -100,3 +100,21 @@ public class WindowPlanTests
         Assert.InRange(f.Emulator.Exports.Count, 5, 5 + SegmentExportSchedule.DefaultThrottleLimit);
     }
 }
+
+public class PollBackoffTests
+{
+    [Fact]
+    public void The_first_status_check_comes_after_a_second_and_the_wait_grows_by_half_up_to_the_poll_interval()
+    {
+        var backoff = new PollBackoff(TimeSpan.FromSeconds(5));
+        var waits = Enumerable.Range(0, 7).Select(_ => backoff.Next().TotalSeconds).ToList();
+        Assert.Equal(new[] { 1, 1.5, 2.25, 3.375, 5, 5, 5 }, waits.Select(w => Math.Round(w, 3)));
+    }
+
+    [Fact]
+    public void A_poll_interval_under_a_second_is_used_from_the_first_check()
+    {
+        var backoff = new PollBackoff(TimeSpan.FromMilliseconds(50));
+        Assert.All(Enumerable.Range(0, 3), _ => Assert.Equal(TimeSpan.FromMilliseconds(50), backoff.Next()));
+    }
+}
