@@ -191,3 +191,25 @@ public sealed class SqlServerSyncRunHistoryTests : SyncRunHistorySuite
         return Task.CompletedTask;
     }
 }
+
+public sealed class ParquetSyncRunHistoryTests : SyncRunHistorySuite
+{
+    private readonly TestData.TempDirectory directory = new();
+    private string Folder => directory.File("lake");
+
+    protected override string? SkipReason => null;
+
+    protected override SyncDestination Destination(Action<string>? log = null) =>
+        SyncDestination.Parquet(Folder, new EventStoreOptions { Table = Table, Log = log });
+
+    /// <summary>Counted by DuckDB over the table's files, as a reader of the lake sees it.</summary>
+    protected override long Rows() =>
+        !Directory.Exists(Path.Combine(Folder, Table)) ? 0
+        : Convert.ToInt64(ParquetEventStoreTests.Query($"SELECT count(*) AS n FROM {ParquetEventStoreTests.ReadParquet(Folder, Table)};")[0]["n"]);
+
+    protected override Task CleanUpAsync()
+    {
+        directory.Dispose();
+        return Task.CompletedTask;
+    }
+}
