@@ -5,13 +5,18 @@
 .DESCRIPTION
     Each case runs in a fresh pwsh process that reports its own events per second and peak working set.
     Data comes from the local emulator: a small bundle for the comparisons (the naive script holds everything in memory)
-    and a bundle of about 1 GB decompressed for memory flatness.
+    and a bundle of about 1 GB decompressed for memory flatness. The Segment Export part backfills a year from an emulator
+    whose exports take 2 seconds and which lets 4 run at once: one window at a time against the default, same run.
+.PARAMETER SegmentExportOnly
+    Runs only the Segment Export backfill and replaces its section of the results file, keeping the other rows.
 #>
 param(
     [Parameter(Mandatory)] [string] $ModulePath,
     [string] $Configuration = 'Release',
     [int] $SmallEvents = 100000,
     [int] $BigEvents = 750000,
+    [int] $EventsPerDay = 100,
+    [switch] $SegmentExportOnly,
     [string] $ResultsPath = (Join-Path $PSScriptRoot 'results.md')
 )
 $ErrorActionPreference = 'Stop'
@@ -58,6 +63,84 @@ $Count
     $result
 }
 
+function Get-Machine {
+    $cpu = if (Test-Path /proc/cpuinfo) { ((Get-Content /proc/cpuinfo | Where-Object { $_ -like 'model name*' } | Select-Object -First 1) -split ':', 2)[1].Trim() } else { $env:PROCESSOR_IDENTIFIER }
+    $memoryGiB = [math]::Round([double]((Get-Content /proc/meminfo -ErrorAction SilentlyContinue | Select-Object -First 1) -replace '\D', '') / 1MB)
+    '{0}, {1} cores, {2} GiB memory, {3}, .NET {4}, PowerShell {5}' -f @($cpu, [Environment]::ProcessorCount, $memoryGiB,
+        [Runtime.InteropServices.RuntimeInformation]::OSDescription, [Environment]::Version, $PSVersionTable.PSVersion)
+}
+
+# ---------------------------------------------------------------- Segment Export: a year's backfill
+# One run of Sync-FullStoryEvent -Api SegmentExport in a fresh pwsh against an emulator whose exports take 2 seconds,
+# with at most 4 running at once (429 beyond). Returns the wall time, the rows and windows loaded, the exports made.
+function Measure-Backfill([string] $Name, [string] $Parameters) {
+    $emulator = Start-TestEmulator -Arguments @('--bundles', '367', '--events-per-bundle', "$EventsPerDay",
+        '--first-bundle-start', [datetime]::UtcNow.Date.AddDays(-367).ToString('yyyy-MM-ddTHH:mm:ssZ'), '--export-seconds', '2', '--max-running-exports', '4')
+    try {
+        $db = Join-Path $work "backfill-$([guid]::NewGuid().ToString('N')).db"
+        $script = @"
+`$ErrorActionPreference = 'Stop'; `$ProgressPreference = 'SilentlyContinue'
+Import-Module '$ModulePath'
+Connect-FullStory -ApiKey '$($emulator.ApiKey)' -BaseUri '$($emulator.BaseUri)'
+`$sw = [Diagnostics.Stopwatch]::StartNew()
+`$s = Sync-FullStoryEvent -Path '$db' -Api SegmentExport $Parameters
+`$sw.Stop()
+'RESULT ' + (@{ s = `$sw.Elapsed.TotalSeconds; outcome = `$s.Outcome; rows = `$s.Rows; batches = `$s.Batches; first = `$s.Loaded[0].BatchKey; through = `$s.DataThrough.UtcDateTime.ToString('o') } | ConvertTo-Json -Compress)
+"@
+        $r = Invoke-FreshPwsh -Script $script -TimeoutSeconds 7200
+        if ($r.ExitCode -ne 0) { throw "$Name failed: $($r.Errors)" }
+        $line = ($r.Output -split "`n" | Where-Object { $_ -like 'RESULT *' } | Select-Object -Last 1).Substring(7) | ConvertFrom-Json
+        if ($line.outcome -ne 'Succeeded') { throw "$Name ended $($line.outcome)" }
+        # Exact rows: what the emulator's export of the whole loaded range holds.
+        $from = (($line.first -split '^export:everyone:')[1] -split '/')[0]
+        $expected = (Invoke-Emulator $emulator "/_emulator/events/count?start=$from&end=$(([datetime]$line.through).ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ'))").count
+        if ([int64]$line.rows -ne $expected) { throw "$Name loaded $($line.rows) rows; the emulator holds $expected in that range" }
+        $stats = Invoke-Emulator $emulator '/_emulator/stats'
+        $result = [pscustomobject]@{
+            Case = $Name; Windows = [int]$line.batches; Exports = [int]$stats.endpointCounts.create - [int]$stats.exports.refusedForLimit
+            Refused = [int]$stats.exports.refusedForLimit; PeakRunning = [int]$stats.exports.peakRunning
+            Seconds = [math]::Round($line.s, 1); Rows = [int64]$line.rows; From = $from
+        }
+        Write-Host ($result | Format-Table -HideTableHeaders | Out-String).Trim()
+        $result
+    }
+    finally { Stop-TestEmulator $emulator }
+}
+
+function Get-BackfillSection {
+    Write-Host 'Segment Export: a year of backfill, one window at a time and then the default (this takes a while)...'
+    $one = Measure-Backfill 'one window at a time: -ThrottleLimit 1 -WindowSize 1.00:00:00' '-ThrottleLimit 1 -WindowSize 1.00:00:00'
+    $default = Measure-Backfill 'default: weeks, then days, 4 exports in flight' ''
+    if ($one.Rows -ne $default.Rows) { throw "The two backfills loaded different rows: $($one.Rows) and $($default.Rows)" }
+    @(
+        '## Segment Export: a year of backfill'
+        ''
+        "Measured $((Get-Date).ToUniversalTime().ToString('yyyy-MM-dd HH:mm')) UTC on $(Get-Machine), same run: ``Sync-FullStoryEvent -Api SegmentExport`` into a new SQLite file, in a fresh pwsh, from an emulator whose exports take **2 seconds** and which lets **4** run at once per key (429 beyond), with $EventsPerDay events a day for a year from $($one.From). Rows are checked against the emulator's count of the same range."
+        ''
+        '| case | windows | exports | 429s | most running at once | seconds | rows |'
+        '|---|---:|---:|---:|---:|---:|---:|'
+    ) + (@($one, $default) | ForEach-Object { "| $($_.Case) | $($_.Windows) | $($_.Exports) | $($_.Refused) | $($_.PeakRunning) | $($_.Seconds) | $($_.Rows) |" }) + @(
+        ''
+        ("The default is **{0:N1}x** faster than one window at a time (target: 15x), with the same rows." -f ($one.Seconds / $default.Seconds))
+    )
+}
+
+if ($SegmentExportOnly) {
+    $section = Get-BackfillSection
+    $existing = if (Test-Path $ResultsPath) { @(Get-Content $ResultsPath) } else { @('# Benchmark results') }
+    $at = [array]::IndexOf($existing, '## Segment Export: a year of backfill')
+    if ($at -lt 0) { $kept = $existing + @('') }
+    else {
+        $next = $at + 1
+        while ($next -lt $existing.Count -and $existing[$next] -notlike '## *') { $next++ }
+        $kept = @($existing[0..($at - 1)]) + @($existing | Select-Object -Skip $next)
+        if ($kept[-1] -ne '') { $kept += '' }
+    }
+    ($kept + $section) | Set-Content $ResultsPath
+    Write-Host "Wrote $ResultsPath"
+    return
+}
+
 Write-Host "Generating bundles ($SmallEvents and $BigEvents events)..."
 $small = Get-Bundle $SmallEvents 'small.json.gz'
 $big = Get-Bundle $BigEvents 'big.json.gz'
@@ -99,10 +182,7 @@ $naiveCsv = $results | Where-Object Case -like 'naive*Export-Csv'
 $oursCsv = $results | Where-Object Case -like 'module*Export-Csv'
 $oursBig = $results | Where-Object Case -like '*1 GB*'
 
-$cpu = if (Test-Path /proc/cpuinfo) { ((Get-Content /proc/cpuinfo | Where-Object { $_ -like 'model name*' } | Select-Object -First 1) -split ':', 2)[1].Trim() } else { $env:PROCESSOR_IDENTIFIER }
-$memoryGiB = [math]::Round([double]((Get-Content /proc/meminfo -ErrorAction SilentlyContinue | Select-Object -First 1) -replace '\D', '') / 1MB)
-$machine = '{0}, {1} cores, {2} GiB memory, {3}, .NET {4}, PowerShell {5}' -f @($cpu, [Environment]::ProcessorCount, $memoryGiB,
-    [Runtime.InteropServices.RuntimeInformation]::OSDescription, [Environment]::Version, $PSVersionTable.PSVersion)
+$machine = Get-Machine
 
 $lines = @(
     '# Benchmark results'
@@ -134,5 +214,7 @@ if ($parse -and $load) {
     $lines += ''
     $lines += ("Bundle to SQLite runs at **{0:P0}** of the speed of decompressing and parsing alone (goal: at least 50%)." -f ($load.EventsPerSecond / $parse.EventsPerSecond))
 }
+$lines += ''
+$lines += Get-BackfillSection
 $lines | Set-Content $ResultsPath
 Write-Host "Wrote $ResultsPath"

@@ -78,7 +78,7 @@ try {
     Sync-FullStoryEvents @sync -OutVariable summary | Out-Null
     $s = $summary[0]
     Write-Output ("{0:u} run {1}: {2}, {3} batches, {4:N0} rows, {5} retries; data through {6:u}, up to date: {7}" -f
-        [datetime]::UtcNow, $s.RunId, $s.Outcome, $s.Batches, $s.Rows, $s.Retries, $s.DataThrough, $s.IsUpToDate)
+        [datetime]::UtcNow, $(if ($null -ne $s.RunId) { $s.RunId } else { '(not numbered yet)' }), $s.Outcome, $s.Batches, $s.Rows, $s.Retries, $s.DataThrough, $s.IsUpToDate)
     if ($s.Outcome -eq 'Succeeded' -and -not $s.IsUpToDate) {
         Write-Warning "The data is $($s.Lag) behind: FullStory may not have published newer data yet, or earlier runs failed (Get-FullStorySyncHistory)."
     }

@@ -18,8 +18,49 @@ public sealed partial class FullStoryEmulator
             switch (req.Method, route)
             {
                 case ("GET", "/_emulator/stats"):
-                    await Json(200, Served.ToJson());
+                    {
+                        var stats = Served.ToJson();
+                        stats["exports"] = ExportsJson();
+                        await Json(200, stats);
+                        return;
+                    }
+                case ("GET", "/_emulator/settings"):
+                    await Json(200, SettingsJson());
                     return;
+                case ("POST", "/_emulator/settings"):
+                    {
+                        using var reader = new StreamReader(req.Body, Encoding.UTF8);
+                        if (JsonNode.Parse(await reader.ReadToEndAsync(http.RequestAborted)) is not JsonObject o)
+                        {
+                            await Json(400, Error("Give a JSON object, e.g. {\"exportSeconds\":2,\"maxRunningExports\":4}."));
+                            return;
+                        }
+                        foreach (var (name, value) in o)
+                        {
+                            double? number = value is JsonValue v && v.TryGetValue<double>(out var d) ? d : null;
+                            if (number is not { } n || n < 0) { await Json(400, Error($"{name} must be a number >= 0.")); return; }
+                            switch (name.ToLowerInvariant())
+                            {
+                                case "exportseconds": _options.ExportDuration = TimeSpan.FromSeconds(n); break;
+                                case "exportmsper1000events": _options.ExportDurationPer1000Events = TimeSpan.FromMilliseconds(n); break;
+                                case "maxrunningexports": _options.MaxRunningExports = (int)n; break;
+                                case "pendingpolls": _options.OperationPendingPolls = (int)n; break;
+                                default: await Json(400, Error($"Unknown setting {name}: exportSeconds, exportMsPer1000Events, maxRunningExports, pendingPolls.")); return;
+                            }
+                        }
+                        await Json(200, SettingsJson());
+                        return;
+                    }
+                case ("GET", "/_emulator/events/count"):
+                    {
+                        if (!TryRfc3339(req.Query["start"], out var start) || !TryRfc3339(req.Query["end"], out var end))
+                        {
+                            await Json(400, Error("Give start=<RFC 3339>&end=<RFC 3339>."));
+                            return;
+                        }
+                        await Json(200, new JsonObject { ["count"] = Dataset.CountBetween(start, end) });
+                        return;
+                    }
                 case ("GET", "/_emulator/faults"):
                     await Json(200, JsonSerializer.SerializeToNode(Faults.All, FaultRule.Json)!);
                     return;
@@ -54,7 +95,7 @@ public sealed partial class FullStoryEmulator
                     await EventsAsync(http);
                     return;
                 default:
-                    await Json(404, Error($"No control endpoint {req.Method} {path}. Try GET /_emulator/stats, /_emulator/dataset, /_emulator/events?bundleId=, /_emulator/faults; POST /_emulator/faults, /_emulator/reset, /_emulator/bundles?count=N; DELETE /_emulator/faults."));
+                    await Json(404, Error($"No control endpoint {req.Method} {path}. Try GET /_emulator/stats, /_emulator/dataset, /_emulator/events?bundleId=, /_emulator/events/count?start=&end=, /_emulator/faults; POST /_emulator/faults, /_emulator/reset, /_emulator/bundles?count=N, /_emulator/settings; GET /_emulator/settings; DELETE /_emulator/faults."));
                     return;
             }
         }
@@ -71,6 +112,32 @@ public sealed partial class FullStoryEmulator
             res.ContentLength = bytes.Length;
             await res.Body.WriteAsync(bytes, http.RequestAborted);
         }
+    }
+
+    /// <summary>How segment exports behave now (GET/POST /_emulator/settings): changes apply to exports created afterwards.</summary>
+    private JsonObject SettingsJson() => new()
+    {
+        ["exportSeconds"] = _options.ExportDuration.TotalSeconds,
+        ["exportMsPer1000Events"] = _options.ExportDurationPer1000Events.TotalMilliseconds,
+        ["maxRunningExports"] = _options.MaxRunningExports,
+        ["pendingPolls"] = _options.OperationPendingPolls,
+    };
+
+    /// <summary>The segment exports part of the stats: running now, the most at once, creates refused for the limit, and each export.</summary>
+    private JsonObject ExportsJson()
+    {
+        var list = new JsonArray();
+        foreach (var e in Exports)
+            list.Add(new JsonObject
+            {
+                ["operationId"] = e.OperationId, ["start"] = Timestamps.Rfc3339(e.Window.Start), ["end"] = Timestamps.Rfc3339(e.Window.End),
+                ["created"] = e.Created.ToString("O"), ["state"] = e.State, ["events"] = e.Events, ["finishedAt"] = e.FinishedAt?.ToString("O"),
+                ["downloadsStarted"] = e.DownloadsStarted, ["downloadsCompleted"] = e.DownloadsCompleted,
+            });
+        return new JsonObject
+        {
+            ["running"] = RunningExports, ["peakRunning"] = PeakRunningExports, ["refusedForLimit"] = ExportsRefusedForLimit, ["list"] = list,
+        };
     }
 
     private static JsonObject Error(string message) => new() { ["code"] = "invalid_argument", ["message"] = message };

@@ -161,6 +161,30 @@ public sealed class EmulatorDataset
         for (long i = 0; i < shape.EventCount; i++) yield return new EventItem(shape, i);
     }
 
+    private IEnumerable<EventItem> SampleItemsBetween(EmulatorBundle b, long startMs, long endMs)
+    {
+        foreach (var item in ItemsOf(b))
+        {
+            if (!item.Element.TryGetProperty("EventStart", out var es) || es.ValueKind != JsonValueKind.String) continue;
+            long ms = DateTimeOffset.Parse(es.GetString()!, System.Globalization.CultureInfo.InvariantCulture).ToUnixTimeMilliseconds();
+            if (ms >= startMs && ms < endMs) yield return item;
+        }
+    }
+
+    /// <summary>How many events a segment export of [start, end) contains, without generating them (sample bundles are scanned).</summary>
+    public long CountBetween(DateTimeOffset start, DateTimeOffset end)
+    {
+        long s = start.ToUnixTimeMilliseconds(), e = end.ToUnixTimeMilliseconds(), n = 0;
+        foreach (var b in Bundles)
+        {
+            if (b.Stop <= start || b.Start >= end) continue;
+            if (b.SourceFile is not null) { n += SampleItemsBetween(b, s, e).LongCount(); continue; }
+            var shape = b.Shape;
+            n += Generator.FirstIndexAtOrAfter(shape, e) - Generator.FirstIndexAtOrAfter(shape, s);
+        }
+        return n;
+    }
+
     internal IEnumerable<EventItem> ItemsBetween(DateTimeOffset start, DateTimeOffset end)
     {
         long s = start.ToUnixTimeMilliseconds(), e = end.ToUnixTimeMilliseconds();
@@ -169,12 +193,7 @@ public sealed class EmulatorDataset
             if (b.Stop <= start || b.Start >= end) continue;
             if (b.SourceFile is not null)
             {
-                foreach (var item in ItemsOf(b))
-                {
-                    if (!item.Element.TryGetProperty("EventStart", out var es) || es.ValueKind != JsonValueKind.String) continue;
-                    long ms = DateTimeOffset.Parse(es.GetString()!, System.Globalization.CultureInfo.InvariantCulture).ToUnixTimeMilliseconds();
-                    if (ms >= s && ms < e) yield return item;
-                }
+                foreach (var item in SampleItemsBetween(b, s, e)) yield return item;
                 continue;
             }
             var shape = b.Shape;

@@ -29,8 +29,32 @@ public sealed class EmulatorOptions
 
     public TimeSpan DownloadWindow { get; set; } = TimeSpan.FromMinutes(1);
 
-    /// <summary>Segment export: how many polls of the operation answer PENDING before COMPLETED.</summary>
+    /// <summary>
+    /// Segment export: how many polls of the operation answer PENDING before COMPLETED. Used only when no export time is
+    /// set (<see cref="ExportDuration"/> and <see cref="ExportDurationPer1000Events"/> both zero).
+    /// </summary>
     public int OperationPendingPolls { get; set; } = 2;
+
+    /// <summary>
+    /// Segment export: how long an export takes, from its creation to COMPLETED, as FullStory's do (on the
+    /// <see cref="Clock"/>, whether or not anyone polls). Zero with <see cref="ExportDurationPer1000Events"/> zero = count polls instead.
+    /// </summary>
+    public TimeSpan ExportDuration { get; set; } = TimeSpan.Zero;
+
+    /// <summary>Segment export: added to <see cref="ExportDuration"/> per 1,000 events in the window (exports that take longer as they grow).</summary>
+    public TimeSpan ExportDurationPer1000Events { get; set; } = TimeSpan.Zero;
+
+    /// <summary>
+    /// Segment export: exports running (created, not yet COMPLETED or FAILED) at once per API key (the emulator accepts one
+    /// key). Creating one more answers 429 with Retry-After = seconds until the first running one completes. 0 = no limit.
+    /// With poll-counted exports (no export time) an export runs until it is polled to COMPLETED.
+    /// </summary>
+    public int MaxRunningExports { get; set; }
+
+    /// <summary>The clock that export times are measured on; tests move it by hand. Signed download expiry stays on real time.</summary>
+    public Func<DateTimeOffset> Clock { get; set; } = () => DateTimeOffset.UtcNow;
+
+    internal bool TimedExports => ExportDuration > TimeSpan.Zero || ExportDurationPer1000Events > TimeSpan.Zero;
 
     /// <summary>How long a signed download location stays valid.</summary>
     public TimeSpan DownloadLocationLifetime { get; set; } = TimeSpan.FromMinutes(5);

@@ -51,16 +51,23 @@ public sealed class FaultRule
     public long AfterEvents { get; set; } = 10;
     public string? ErrorDetails { get; set; } = "export failed (injected by the emulator)";
 
+    /// <summary>Only segment exports (create, operation, results, download) whose time range contains this instant: a window chosen to fail.</summary>
+    public DateTimeOffset? ExportContains { get; set; }
+    /// <summary>Only segment exports whose time range is longer than this, e.g. FullStory refusing (Status 400 on create) or failing a window that is too large.</summary>
+    public TimeSpan? ExportLongerThan { get; set; }
+
     /// <summary>How many times it fired so far.</summary>
     [JsonInclude]
     public int Fired { get; internal set; }
 
     internal bool Exhausted => Times > 0 && Fired >= Times;
 
-    internal bool AppliesTo(string endpoint, long? bundleId)
+    internal bool AppliesTo(string endpoint, long? bundleId, ExportWindow? window)
     {
         if (!string.Equals(Endpoint, "any", StringComparison.OrdinalIgnoreCase) && !string.Equals(Endpoint, endpoint, StringComparison.OrdinalIgnoreCase)) return false;
         if (BundleId is not null && BundleId != bundleId) return false;
+        if (ExportContains is { } instant && (window is not { } w || instant < w.Start || instant >= w.End)) return false;
+        if (ExportLongerThan is { } longer && (window is not { } v || v.End - v.Start <= longer)) return false;
         return Kind switch
         {
             FaultKind.Failed => endpoint == "operation",
@@ -70,7 +77,8 @@ public sealed class FaultRule
         };
     }
 
-    public override string ToString() => $"{Kind} on {Endpoint}{(BundleId is null ? "" : $" bundle {BundleId}")} x{(Times == 0 ? "∞" : Times.ToString())}";
+    public override string ToString() => $"{Kind} on {Endpoint}{(BundleId is null ? "" : $" bundle {BundleId}")}" +
+        $"{(ExportContains is { } t ? $" export containing {Timestamps.Rfc3339(t)}" : "")}{(ExportLongerThan is { } l ? $" export longer than {l}" : "")} x{(Times == 0 ? "∞" : Times.ToString())}";
 
     internal static readonly JsonSerializerOptions Json = new()
     {
@@ -78,6 +86,12 @@ public sealed class FaultRule
         DefaultIgnoreCondition = JsonIgnoreCondition.Never,
         Converters = { new JsonStringEnumConverter() },
     };
+}
+
+/// <summary>The time range of a segment export, [Start, End).</summary>
+public readonly record struct ExportWindow(DateTimeOffset Start, DateTimeOffset End)
+{
+    public override string ToString() => $"{Timestamps.Rfc3339(Start)}/{Timestamps.Rfc3339(End)}";
 }
 
 /// <summary>Faults to inject, consumed in order of addition (thread-safe).</summary>
@@ -119,14 +133,18 @@ public sealed class FaultPlan
         => Add(new FaultRule { Endpoint = "operation", Kind = FaultKind.Failed, ErrorDetails = errorDetails ?? "export failed (injected by the emulator)", Times = times });
     public FaultRule Expired(int times = 1)
         => Add(new FaultRule { Endpoint = "results", Kind = FaultKind.Expired, Times = times });
+    /// <summary>Every export whose window contains <paramref name="instant"/> (and is longer than <paramref name="longerThan"/>, when given) ends FAILED.</summary>
+    public FaultRule FailWindow(DateTimeOffset instant, TimeSpan? longerThan = null, string? errorDetails = null, int times = 0)
+        => Add(new FaultRule { Endpoint = "operation", Kind = FaultKind.Failed, ExportContains = instant, ExportLongerThan = longerThan, Times = times,
+            ErrorDetails = errorDetails ?? "export failed (injected by the emulator for a chosen window)" });
 
-    internal FaultRule? TryTake(string endpoint, long? bundleId)
+    internal FaultRule? TryTake(string endpoint, long? bundleId, ExportWindow? window = null)
     {
         lock (_gate)
         {
             foreach (var r in _rules)
             {
-                if (r.Exhausted || !r.AppliesTo(endpoint, bundleId)) continue;
+                if (r.Exhausted || !r.AppliesTo(endpoint, bundleId, window)) continue;
                 r.Fired++;
                 return r;
             }

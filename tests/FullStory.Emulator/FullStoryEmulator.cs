@@ -87,7 +87,10 @@ public sealed partial class FullStoryEmulator : IAsyncDisposable
         Faults.Clear();
         Served.Clear();
         lock (_downloads) _downloads.Clear();
+        lock (_exportGate) { _peakRunning = RunningExportsUnlocked(); _refusedForLimit = 0; }
     }
+
+    private int RunningExportsUnlocked() { var now = Now(); return _operations.Values.Count(o => IsRunning(o, now)); }
 
     public IReadOnlyList<EmulatorBundle> AppendBundles(int count) => Dataset.AppendBundles(count);
 
@@ -118,6 +121,10 @@ public sealed partial class FullStoryEmulator : IAsyncDisposable
         public long? BundleId;
         public long Events;
         public bool Completed = true;
+        /// <summary>The segment export the request is about (create, operation, results, download), when known.</summary>
+        public ExportWindow? Window;
+        /// <summary>The create request's body, read before faults are matched (they may choose a window).</summary>
+        public string? CreateBody;
     }
 
     private async Task HandleAsync(HttpContext http)
@@ -160,7 +167,8 @@ public sealed partial class FullStoryEmulator : IAsyncDisposable
         finally
         {
             Served.Record(new ServedRequest(DateTimeOffset.UtcNow, method, RedactSignature(http.Request.Path + http.Request.QueryString), endpoint,
-                http.Response.StatusCode, http.Request.Headers.ContainsKey("Authorization"), serve.BytesSent, c.Completed, c.Fault?.Kind.ToString(), c.BundleId, c.Events));
+                http.Response.StatusCode, http.Request.Headers.ContainsKey("Authorization"), serve.BytesSent, c.Completed, c.Fault?.Kind.ToString(), c.BundleId, c.Events)
+            { Window = c.Window?.ToString() });
             Served.End();
         }
     }
@@ -183,6 +191,7 @@ public sealed partial class FullStoryEmulator : IAsyncDisposable
         }
         if (c.Endpoint == "download")
         {
+            if (_exports.TryGetValue(arg!, out var exported)) c.Window = exported.Window;
             await DownloadAsync(c, arg!);
             return;
         }
@@ -193,6 +202,14 @@ public sealed partial class FullStoryEmulator : IAsyncDisposable
             return;
         }
         if (c.Endpoint == "get" && long.TryParse(http.Request.Query["id"], out long bid)) c.BundleId = bid;
+        if (c.Endpoint == "create")
+        {
+            using var reader = new StreamReader(http.Request.Body, Encoding.UTF8);
+            c.CreateBody = await reader.ReadToEndAsync(http.RequestAborted);
+            c.Window = TryReadWindow(c.CreateBody);
+        }
+        else if (c.Endpoint == "operation" && _operations.TryGetValue(arg!, out var polled)) c.Window = polled.Window;
+        else if (c.Endpoint == "results" && _exports.TryGetValue(arg!, out var resulted)) c.Window = resulted.Window;
         if (!await ApplyFaultAsync(c)) return;
         switch (c.Endpoint)
         {
@@ -213,7 +230,7 @@ public sealed partial class FullStoryEmulator : IAsyncDisposable
     /// <summary>Takes the next matching fault; answers the request itself for Status/TooManyRequests (returns false).</summary>
     private async Task<bool> ApplyFaultAsync(Ctx c)
     {
-        var f = Faults.TryTake(c.Endpoint, c.BundleId);
+        var f = Faults.TryTake(c.Endpoint, c.BundleId, c.Window);
         if (f is null) return true;
         c.Fault = f;
         Served.FaultFired(f, c.Endpoint);
@@ -401,11 +418,88 @@ public sealed partial class FullStoryEmulator : IAsyncDisposable
         public required bool Ndjson;
         public required Func<string, bool>? Filter;
         public required DateTimeOffset Created;
+        /// <summary>Timed exports: when it completes (on the emulator's clock); null = completes after OperationPendingPolls polls.</summary>
+        public DateTimeOffset? CompletesAt;
+        public long EventCount;
+        public long Sequence = Interlocked.Increment(ref _operationSequence);
         public int Polls;
         public string State = "PENDING";
         public string? SearchExportId;
         public string? ErrorDetails;
         public DateTimeOffset Expires;
+        public DateTimeOffset? FinishedAt;
+        public int DownloadsStarted, DownloadsCompleted;
+        public ExportWindow Window => new(Start, End);
+    }
+
+    private static long _operationSequence;
+
+    // Guards the running-export limit (count and create in one step) and the export statistics.
+    private readonly object _exportGate = new();
+    private int _peakRunning, _refusedForLimit;
+
+    private DateTimeOffset Now() => _options.Clock();
+
+    /// <summary>Created and not yet COMPLETED or FAILED (a timed export completes on the clock, whether or not it is polled).</summary>
+    private bool IsRunning(Operation op, DateTimeOffset now) =>
+        op.State == "PENDING" && (op.CompletesAt is not { } at || at > now);
+
+    /// <summary>Exports running now (for the limit and the stats).</summary>
+    public int RunningExports
+    {
+        get { var now = Now(); lock (_exportGate) return _operations.Values.Count(o => IsRunning(o, now)); }
+    }
+
+    /// <summary>The most exports that were running at once since the start (or the last reset).</summary>
+    public int PeakRunningExports { get { lock (_exportGate) return _peakRunning; } }
+
+    /// <summary>Creates refused with 429 because <see cref="EmulatorOptions.MaxRunningExports"/> were running.</summary>
+    public int ExportsRefusedForLimit { get { lock (_exportGate) return _refusedForLimit; } }
+
+    /// <summary>Every export created so far, oldest first: its window, state and how often its file was downloaded.</summary>
+    public IReadOnlyList<ExportRecord> Exports
+    {
+        get
+        {
+            var now = Now();
+            return _operations.Values.OrderBy(o => o.Sequence).Select(o =>
+            {
+                lock (o)
+                {
+                    Advance(o, now);
+                    return new ExportRecord(o.Id, o.Window, o.Created, o.State, o.EventCount, o.FinishedAt, o.DownloadsStarted, o.DownloadsCompleted);
+                }
+            }).ToList();
+        }
+    }
+
+    /// <summary>The window of the body of a create request, when it has one (faults may be chosen by window).</summary>
+    private static ExportWindow? TryReadWindow(string body)
+    {
+        try
+        {
+            if (JsonNode.Parse(body) is JsonObject o && o["timeRange"] is JsonObject tr
+                && tr["start"] is JsonValue sv && sv.TryGetValue<string>(out var st) && TryRfc3339(st, out var start)
+                && tr["end"] is JsonValue ev && ev.TryGetValue<string>(out var en) && TryRfc3339(en, out var end))
+                return new ExportWindow(start, end);
+        }
+        catch (JsonException) { }
+        return null;
+    }
+
+    /// <summary>Moves a timed export to COMPLETED once its time has come. Call under lock (op).</summary>
+    private void Advance(Operation op, DateTimeOffset now)
+    {
+        if (op.State == "PENDING" && op.CompletesAt is { } at && at <= now) Complete(op, at);
+    }
+
+    private void Complete(Operation op, DateTimeOffset at)
+    {
+        op.State = "COMPLETED";
+        op.FinishedAt = at;
+        op.SearchExportId = "exp_" + Guid.NewGuid().ToString("N");
+        op.Expires = DateTimeOffset.UtcNow.AddDays(7);
+        _exports[op.SearchExportId] = op;
     }
 
     private async Task CreateAsync(Ctx c)
@@ -413,8 +507,7 @@ public sealed partial class FullStoryEmulator : IAsyncDisposable
         JsonObject? body;
         try
         {
-            using var reader = new StreamReader(c.Http.Request.Body, Encoding.UTF8);
-            body = JsonNode.Parse(await reader.ReadToEndAsync(c.Http.RequestAborted)) as JsonObject;
+            body = JsonNode.Parse(c.CreateBody ?? "") as JsonObject;
         }
         catch (JsonException ex)
         {
@@ -444,8 +537,37 @@ public sealed partial class FullStoryEmulator : IAsyncDisposable
         }
         else if (body["fields"] is not null and not JsonArray) { await WriteErrorAsync(c, 400, "invalid_argument", "fields must be an array of strings."); return; }
 
-        var op = new Operation { Id = Guid.NewGuid().ToString("N"), Start = start, End = end, Ndjson = format == "FORMAT_NDJSON", Filter = filter, Created = DateTimeOffset.UtcNow };
-        _operations[op.Id] = op;
+        var now = Now();
+        var op = new Operation { Id = Guid.NewGuid().ToString("N"), Start = start, End = end, Ndjson = format == "FORMAT_NDJSON", Filter = filter, Created = now };
+        if (_options.TimedExports)
+        {
+            op.EventCount = Dataset.CountBetween(start, end);
+            op.CompletesAt = now + _options.ExportDuration + _options.ExportDurationPer1000Events * (op.EventCount / 1000.0);
+        }
+        int retryAfter = 0;
+        lock (_exportGate)
+        {
+            // Counting and adding in one step: two creates at once cannot both take the last place.
+            var running = _operations.Values.Where(o => IsRunning(o, now)).ToList();
+            if (_options.MaxRunningExports > 0 && running.Count >= _options.MaxRunningExports)
+            {
+                _refusedForLimit++;
+                var first = running.Select(o => o.CompletesAt).Where(t => t is not null).Select(t => t!.Value).DefaultIfEmpty(now.AddSeconds(1)).Min();
+                retryAfter = (int)Math.Clamp(Math.Ceiling((first - now).TotalSeconds), 1, 3600);
+            }
+            else
+            {
+                _operations[op.Id] = op;
+                _peakRunning = Math.Max(_peakRunning, running.Count + 1);
+            }
+        }
+        if (retryAfter > 0)
+        {
+            c.Http.Response.Headers.RetryAfter = retryAfter.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            await WriteErrorAsync(c, 429, "resource_exhausted",
+                $"Too many exports running: at most {_options.MaxRunningExports} at once per API key. Try again in {retryAfter} s.");
+            return;
+        }
         await WriteJsonAsync(c, 200, new JsonObject { ["operationId"] = op.Id });
     }
 
@@ -479,28 +601,25 @@ public sealed partial class FullStoryEmulator : IAsyncDisposable
             return;
         }
         JsonObject doc;
+        var now = Now();
         lock (op)
         {
+            Advance(op, now);
             if (c.Fault?.Kind == FaultKind.Failed && op.State != "COMPLETED")
             {
                 op.State = "FAILED";
+                op.FinishedAt = now;
                 op.ErrorDetails = c.Fault.ErrorDetails ?? "export failed";
             }
             else if (op.State == "PENDING")
             {
                 op.Polls++;
-                if (op.Polls > _options.OperationPendingPolls)
-                {
-                    op.State = "COMPLETED";
-                    op.SearchExportId = "exp_" + Guid.NewGuid().ToString("N");
-                    op.Expires = DateTimeOffset.UtcNow.AddDays(7);
-                    _exports[op.SearchExportId] = op;
-                }
+                if (op.CompletesAt is null && op.Polls > _options.OperationPendingPolls) Complete(op, now);
             }
             int pct = op.State switch
             {
                 "COMPLETED" => 100,
-                "FAILED" => Math.Min(99, op.Polls * 100 / (_options.OperationPendingPolls + 1)),
+                _ when op.CompletesAt is { } at => (int)Math.Clamp(100 * (now - op.Created).Ticks / Math.Max(1, (at - op.Created).Ticks), 0, 99),
                 _ => Math.Min(99, op.Polls * 100 / (_options.OperationPendingPolls + 1)),
             };
             doc = new JsonObject
@@ -514,7 +633,7 @@ public sealed partial class FullStoryEmulator : IAsyncDisposable
             if (op.State == "COMPLETED")
             {
                 doc["results"] = new JsonObject { ["searchExportId"] = op.SearchExportId, ["expires"] = Timestamps.Rfc3339(op.Expires) };
-                doc["finishedAt"] = Timestamps.Rfc3339(DateTimeOffset.UtcNow);
+                doc["finishedAt"] = Timestamps.Rfc3339(op.FinishedAt ?? now);
             }
             if (op.State == "FAILED") doc["errorDetails"] = op.ErrorDetails;
         }
@@ -573,7 +692,9 @@ public sealed partial class FullStoryEmulator : IAsyncDisposable
         r.StatusCode = 200;
         r.ContentType = "application/octet-stream";
         r.Headers.ContentDisposition = $"attachment; filename=\"{id}.{(op.Ndjson ? "ndjson" : "json")}.gz\"";
+        lock (op) op.DownloadsStarted++;
         c.Events = await StreamGzipAsync(c.Body, stopAfter, gz => EventStreamer.StreamAsync(gz, Dataset.ItemsBetween(op.Start, op.End), Dataset.Generator,
             FieldNaming.SegmentExport, op.Ndjson, op.Filter, malformedAt, http.RequestAborted, stopAfter));
+        lock (op) op.DownloadsCompleted++;
     }
 }

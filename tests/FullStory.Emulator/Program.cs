@@ -22,7 +22,10 @@ internal static class Program
           --sample-bundle FILE          a real JSON-array file served as a bundle before the generated ones (repeatable)
           --downloads-per-window N      legacy /get rate limit (0 = unlimited; real FullStory: 2)
           --download-window-seconds S   rate limit window (default 60)
-          --pending-polls N             segment export polls answering PENDING (default 2)
+          --pending-polls N             segment export polls answering PENDING (default 2; used without an export time)
+          --export-seconds S            a segment export completes S seconds after it is created (fractions allowed)
+          --export-ms-per-1000-events M and M ms more per 1,000 events in its window (exports that grow with their size)
+          --max-running-exports N       exports running at once; one more is refused with 429 + Retry-After (0 = no limit)
           --location-lifetime-seconds S signed download lifetime (default 300)
           --plain-json                  serve legacy bundles as plain JSON (not gzip)
           --faults FILE                 JSON array of fault rules to start with
@@ -54,6 +57,9 @@ internal static class Program
                     case "--downloads-per-window": o.DownloadsPerWindow = NextInt(); break;
                     case "--download-window-seconds": o.DownloadWindow = TimeSpan.FromSeconds(double.Parse(Next(), CultureInfo.InvariantCulture)); break;
                     case "--pending-polls": o.OperationPendingPolls = NextInt(); break;
+                    case "--export-seconds": o.ExportDuration = TimeSpan.FromSeconds(double.Parse(Next(), CultureInfo.InvariantCulture)); break;
+                    case "--export-ms-per-1000-events": o.ExportDurationPer1000Events = TimeSpan.FromMilliseconds(double.Parse(Next(), CultureInfo.InvariantCulture)); break;
+                    case "--max-running-exports": o.MaxRunningExports = NextInt(); break;
                     case "--location-lifetime-seconds": o.DownloadLocationLifetime = TimeSpan.FromSeconds(double.Parse(Next(), CultureInfo.InvariantCulture)); break;
                     case "--plain-json": o.GzipBundles = false; break;
                     case "--faults": faultsFile = Next(); break;

@@ -14,7 +14,11 @@ public sealed record ServedRequest(
     bool Completed,
     string? Fault,
     long? BundleId,
-    long Events);
+    long Events)
+{
+    /// <summary>Segment export requests: the export's time range, "start/end" in RFC 3339.</summary>
+    public string? Window { get; init; }
+}
 
 /// <summary>Exactly what was served (thread-safe). Control API requests (/_emulator/…) are not recorded.</summary>
 public sealed class ServedLog
@@ -104,7 +108,7 @@ public sealed class ServedLog
                 {
                     ["at"] = r.At.ToString("O"), ["method"] = r.Method, ["pathAndQuery"] = r.PathAndQuery, ["endpoint"] = r.Endpoint,
                     ["status"] = r.Status, ["hadAuthorization"] = r.HadAuthorization, ["bytesSent"] = r.BytesSent, ["completed"] = r.Completed,
-                    ["fault"] = r.Fault, ["bundleId"] = r.BundleId, ["events"] = r.Events,
+                    ["fault"] = r.Fault, ["bundleId"] = r.BundleId, ["events"] = r.Events, ["window"] = r.Window,
                 });
             var per = new JsonObject(); foreach (var kv in _perEndpoint.OrderBy(k => k.Key)) per[kv.Key] = kv.Value;
             var bundles = new JsonObject(); foreach (var kv in _bundlesComplete.OrderBy(k => k.Key)) bundles[kv.Key.ToString()] = kv.Value;
@@ -121,3 +125,7 @@ public sealed class ServedLog
         }
     }
 }
+
+/// <summary>One segment export as the emulator saw it: window, state, and how often its file was downloaded.</summary>
+public sealed record ExportRecord(string OperationId, ExportWindow Window, DateTimeOffset Created, string State, long Events,
+    DateTimeOffset? FinishedAt, int DownloadsStarted, int DownloadsCompleted);

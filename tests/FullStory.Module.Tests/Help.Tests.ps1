@@ -140,11 +140,13 @@ Describe 'The examples run against the emulator' {
             'Receive-FullStoryEvent/4'   = { param($r) $g = @($r.Output); $g.Count | Should -Be 2; ($g | ForEach-Object Count) | Should -Be @(60, 60); $g[0].Name | Should -BeLike 'file:*bundle-*.json.gz' }
             'Receive-FullStoryEvent/5'   = { param($r) $g = @($r.Output); $g.Count | Should -Be 2; ($g | ForEach-Object Count) | Should -Be @(60, 60); $g[0].Name | Should -BeLike 'bundle:*' }
             'Receive-FullStoryEvent/6'   = { param($r) ($r.Output | Out-String) | Should -Match 'EventStart\s+EventType\s+PageUrl' }
+            'Receive-FullStoryEvent/7'   = { param($r) $g = @($r.Output); $g.Count | Should -BeGreaterThan 0; $g | ForEach-Object { $_.Name | Should -BeLike 'export:everyone:*' }; ($g.Name | Sort-Object) | Should -Be $g.Name; ($g | Measure-Object Count -Sum).Sum | Should -Be 240 }
             'Export-FullStoryEvent/1'    = { param($r) $o = @($r.Output); $o.Count | Should -Be 4; ($o | Measure-Object Rows -Sum).Sum | Should -Be 240; $o[0].GetType().Name | Should -Be 'LoadReport' }
             'Export-FullStoryEvent/2'    = { param($r) $o = @($r.Output); $o.Count | Should -BeGreaterThan 0; $o[0].Table | Should -Be 'clicks'; Test-Path (Join-Path $r.Dir 'clicks.db') | Should -BeTrue }
             'Export-FullStoryEvent/3'    = { param($r) @($r.Output).Count | Should -Be 0; Test-Path (Join-Path $r.Dir 'preview.db') | Should -BeFalse }
             'Sync-FullStoryEvent/1'      = { param($r) $o = @($r.Output); $o.Count | Should -Be 2; $o.Outcome | Should -Be @('Succeeded', 'Succeeded'); $o[0].Rows | Should -Be 240; $o[1].Rows | Should -Be 0 }
             'Sync-FullStoryEvent/2'      = { param($r) $o = @($r.Output)[-1]; $o.Outcome | Should -Be 'Succeeded'; $o.Api | Should -Be 'SegmentExport'; $o.Batches | Should -BeGreaterThan 0; $o.Rows | Should -BeGreaterThan 0 }
+            'Sync-FullStoryEvent/5'      = { param($r) $o = @($r.Output); $o.Count | Should -Be 3; $o[0].BatchKey | Should -Match '^export:everyone:\d{4}-\d\d-\d\dT00:00:00Z/'; $o[0].Rows | Should -Be 0 }
             'Get-FullStorySyncHistory/1' = { param($r) $o = @($r.Output); $o.Count | Should -Be 1; $o[0].Outcome | Should -Be 'Succeeded'; ($r.Output | Out-String) | Should -Match 'RunId\s+StartedAt\s+Outcome' }
             'Get-FullStorySyncHistory/2' = { param($r) @($r.Output)[-1].Rows | Should -Be 240; @($r.Streams | Where-Object { $_ -is [System.Management.Automation.WarningRecord] }).Count | Should -Be 0 }
         }

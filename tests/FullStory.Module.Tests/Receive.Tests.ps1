@@ -160,8 +160,12 @@ Describe 'Receive-FullStoryEvent errors say what to fix' {
         finally { Remove-Item $bad }
     }
     It 'reports a FAILED export with FullStory''s details' {
-        Invoke-Emulator $Emulator '/_emulator/faults' -Method Post -Body @(@{ Endpoint = 'operation'; Kind = 'Failed'; ErrorDetails = 'too much data'; Times = 1 }) | Out-Null
-        { Receive-FullStoryEvent -Start '2026-01-01' -End '2026-01-02' -ErrorAction Stop } | Should -Throw -ErrorId 'FullStory.ExportFailed*' -ExpectedMessage '*too much data*'
+        # A window that fails is split in halves and tried again: this one fails however small it gets.
+        Invoke-Emulator $Emulator '/_emulator/faults' -Method Post -Body @(@{ Endpoint = 'operation'; Kind = 'Failed'; ErrorDetails = 'too much data'; Times = 0 }) | Out-Null
+        try {
+            { Receive-FullStoryEvent -Start '2026-01-01' -End '2026-01-02' -ErrorAction Stop } | Should -Throw -ErrorId 'FullStory.ExportFailed*' -ExpectedMessage '*too much data*not split below 01:00:00*'
+        }
+        finally { Invoke-Emulator $Emulator '/_emulator/faults' -Method Delete | Out-Null }
     }
     It 'says when the key is refused' {
         $s = Connect-FullStory -ApiKey 'na1.notTheRightKey000000000000000000' -BaseUri $Emulator.BaseUri -MaxAttempts 1 -PassThru

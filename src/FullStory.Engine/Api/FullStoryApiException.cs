@@ -26,3 +26,14 @@ public sealed class FullStoryExportFailedException(string operationId, string de
     public string OperationId { get; } = operationId;
     public string Details { get; } = details;
 }
+
+/// <summary>
+/// FullStory answered 429 Too Many Requests and the caller handles it itself instead of retrying blindly (the segment export
+/// scheduler waits <see cref="RetryAfter"/> and lowers the number of exports it keeps in flight).
+/// </summary>
+public sealed class FullStoryRateLimitedException(string message, TimeSpan? retryAfter, string? errorCode)
+    : FullStoryApiException(message, HttpStatusCode.TooManyRequests, errorCode)
+{
+    /// <summary>What FullStory's Retry-After said; null when it sent none.</summary>
+    public TimeSpan? RetryAfter { get; } = retryAfter;
+}

@@ -20,6 +20,19 @@ public sealed record SegmentExportRequest(DateTimeOffset Start, DateTimeOffset E
 
     internal static string Iso(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
+    /// <summary>
+    /// Windows are whole seconds: the time range FullStory is asked for and the batch key are written to the second, so a
+    /// boundary with a fraction would ask for one range and record another.
+    /// </summary>
+    public static DateTimeOffset WholeSeconds(DateTimeOffset t)
+    {
+        var utc = t.ToUniversalTime();
+        return new DateTimeOffset(utc.Ticks - utc.Ticks % TimeSpan.TicksPerSecond, TimeSpan.Zero);
+    }
+
+    /// <summary>The length of the window.</summary>
+    public TimeSpan Span => End - Start;
+
     /// <summary>Where this window's raw download is archived in <paramref name="directory"/> (the extension is added once the format is known).</summary>
     public string? ArchiveBase(string? directory)
     {
@@ -35,10 +48,38 @@ public sealed record SegmentExportRequest(DateTimeOffset Start, DateTimeOffset E
 /// <summary>The state of a segment export operation.</summary>
 public sealed record ExportOperation(string Id, string State, int PercentComplete, string? SearchExportId, string? ErrorDetails);
 
+/// <summary>
+/// When to ask again about an export being prepared: the first check after about a second (small exports are often ready
+/// by then), then 1.5 times longer each time, up to <see cref="RetrySettings.PollInterval"/> (hauser polls every 5 s flat).
+/// </summary>
+internal struct PollBackoff
+{
+    private static readonly TimeSpan First = TimeSpan.FromSeconds(1);
+    private readonly TimeSpan cap;
+    private TimeSpan next;
+
+    public PollBackoff(TimeSpan cap)
+    {
+        this.cap = cap <= TimeSpan.Zero ? First : cap;
+        next = First < this.cap ? First : this.cap;
+    }
+
+    /// <summary>The wait before the next status check; each call lengthens the following one.</summary>
+    public TimeSpan Next()
+    {
+        var now = next;
+        var longer = TimeSpan.FromTicks((long)(next.Ticks * 1.5));
+        next = longer < cap ? longer : cap;
+        return now;
+    }
+}
+
 public sealed partial class FullStoryClient
 {
     /// <summary>POST /segments/v1/exports: asks FullStory to prepare an export; returns the operation id.</summary>
-    public string StartSegmentExport(SegmentExportRequest request, OperationObserver? observer = null, CancellationToken cancellationToken = default)
+    /// <param name="retryRateLimits">false: a 429 throws <see cref="FullStoryRateLimitedException"/> at once (the scheduler's own handling).</param>
+    public string StartSegmentExport(SegmentExportRequest request, OperationObserver? observer = null, CancellationToken cancellationToken = default,
+        bool retryRateLimits = true)
     {
         observer ??= OperationObserver.None;
         if (request.End <= request.Start)
@@ -57,18 +98,19 @@ public sealed partial class FullStoryClient
         string json = JsonSerializer.Serialize(body);
         string what = $"the export of {request}";
         using var response = SendApi(HttpMethod.Post, new Uri(session.ApiBaseUri, "segments/v1/exports"),
-            () => new StringContent(json, Encoding.UTF8, "application/json"), what, observer, cancellationToken);
+            () => new StringContent(json, Encoding.UTF8, "application/json"), what, observer, cancellationToken, retryRateLimits: retryRateLimits);
         using var doc = JsonDocument.Parse(response.Content.ReadAsStream(cancellationToken));
         return Property(doc.RootElement, "operationId")?.GetString()
             ?? throw new FullStoryApiException($"FullStory accepted {what} but returned no operationId.");
     }
 
     /// <summary>GET /operations/v1/{id}.</summary>
-    public ExportOperation GetOperation(string operationId, OperationObserver? observer = null, CancellationToken cancellationToken = default)
+    public ExportOperation GetOperation(string operationId, OperationObserver? observer = null, CancellationToken cancellationToken = default,
+        bool retryRateLimits = true)
     {
         observer ??= OperationObserver.None;
         using var response = SendApi(HttpMethod.Get, new Uri(session.ApiBaseUri, "operations/v1/" + Uri.EscapeDataString(operationId)), null,
-            $"export operation {operationId}", observer, cancellationToken);
+            $"export operation {operationId}", observer, cancellationToken, retryRateLimits: retryRateLimits);
         using var doc = JsonDocument.Parse(response.Content.ReadAsStream(cancellationToken));
         var root = doc.RootElement;
         string state = Property(root, "state")?.GetString() ?? "PENDING";
@@ -82,6 +124,7 @@ public sealed partial class FullStoryClient
     public string WaitForExport(string operationId, OperationObserver? observer = null, CancellationToken cancellationToken = default)
     {
         observer ??= OperationObserver.None;
+        var backoff = new PollBackoff(session.Retry.PollInterval);
         while (true)
         {
             var op = GetOperation(operationId, observer, cancellationToken);
@@ -93,9 +136,10 @@ public sealed partial class FullStoryClient
                 case "FAILED":
                     throw new FullStoryExportFailedException(operationId, session.Redact(op.ErrorDetails ?? "no details given"));
                 default:
+                    var wait = backoff.Next();
                     observer.ExportProgress?.Invoke(op.PercentComplete, op.State);
-                    observer.Log($"Export {operationId} is {op.State} ({op.PercentComplete}% done); asking again in {session.Retry.PollInterval.TotalSeconds:0.#} s.");
-                    cancellationToken.WaitHandle.WaitOne(session.Retry.PollInterval);
+                    observer.Log($"Export {operationId} is {op.State} ({op.PercentComplete}% done); asking again in {wait.TotalSeconds:0.##} s.");
+                    cancellationToken.WaitHandle.WaitOne(wait);
                     cancellationToken.ThrowIfCancellationRequested();
                     break;
             }
@@ -143,6 +187,32 @@ public sealed partial class FullStoryClient
                 throw Failure(response, what);
             }
         }
+    }
+
+    /// <summary>Hides the key in text that came from FullStory.</summary>
+    internal string Redact(string text) => session.Redact(text);
+
+    /// <summary>
+    /// Starts exporting <paramref name="windows"/> (a lazy sequence, oldest first), several at once, and hands them over in
+    /// order as they become ready (see <see cref="SegmentExportScheduler"/>). Dispose it to abandon what is still in flight.
+    /// </summary>
+    public SegmentExportScheduler ScheduleSegmentExports(IEnumerable<SegmentExportRequest> windows, SegmentExportSchedule? schedule = null,
+        OperationObserver? observer = null, CancellationToken cancellationToken = default) =>
+        new(this, session.Retry, windows, schedule ?? new SegmentExportSchedule(), observer ?? OperationObserver.None, cancellationToken);
+
+    /// <summary>
+    /// The events of [range.Start, range.End) in time order, exported in windows of at most <paramref name="maxWindow"/>
+    /// (default <see cref="SegmentExportPlan.DefaultMaxWindow"/>) with several exports in flight. Only the window being read is
+    /// downloaded, as a stream: later windows wait as prepared exports, never in memory. Each event's Source is its window's key.
+    /// </summary>
+    public IEnumerable<FullStoryEvent> ReadSegmentExportWindows(SegmentExportRequest range, TimeSpan? maxWindow = null, SegmentExportSchedule? schedule = null,
+        string? archiveDirectory = null, OperationObserver? observer = null, CancellationToken cancellationToken = default)
+    {
+        observer ??= OperationObserver.None;
+        using var scheduler = ScheduleSegmentExports(SegmentExportPlan.Cover(range, maxWindow ?? SegmentExportPlan.DefaultMaxWindow), schedule, observer, cancellationToken);
+        foreach (var ready in scheduler.InOrder())
+            foreach (var e in ReadExportResults(ready.SearchExportId, ready.Request, archiveDirectory, observer, cancellationToken))
+                yield return e;
     }
 
     /// <summary>

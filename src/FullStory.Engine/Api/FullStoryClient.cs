@@ -48,8 +48,9 @@ public sealed partial class FullStoryClient : IDisposable
     }
 
     /// <summary>Sends an API request with retries; returns a successful response (headers read, body not yet) or throws FullStoryApiException.</summary>
+    /// <param name="retryRateLimits">false: a 429 throws <see cref="FullStoryRateLimitedException"/> at once instead of being retried.</param>
     private HttpResponseMessage SendApi(HttpMethod method, Uri uri, Func<HttpContent?>? content, string what, OperationObserver observer,
-        CancellationToken cancellationToken, Func<HttpResponseMessage, FullStoryApiException?>? explain = null)
+        CancellationToken cancellationToken, Func<HttpResponseMessage, FullStoryApiException?>? explain = null, bool retryRateLimits = true)
     {
         observer.Log($"{method} {uri.GetLeftPart(UriPartial.Path)}{(uri.Query.Length > 0 ? uri.Query : "")}");
         var response = Send(api, () =>
@@ -57,14 +58,25 @@ public sealed partial class FullStoryClient : IDisposable
             var request = CreateApiRequest(method, uri);
             request.Content = content?.Invoke();
             return request;
-        }, what, observer, cancellationToken);
+        }, what, observer, cancellationToken, retryRateLimits);
         if (response.IsSuccessStatusCode) return response;
-        using (response) throw explain?.Invoke(response) ?? Failure(response, what);
+        using (response)
+        {
+            if (!retryRateLimits && (int)response.StatusCode == 429)
+            {
+                var (code, message) = ReadErrorBody(response);
+                throw new FullStoryRateLimitedException(
+                    $"FullStory answered 429 Too Many Requests for {what}.{(message is null ? "" : " FullStory said: " + session.Redact(message))}",
+                    ResiliencePolicies.RetryAfter(response), code);
+            }
+            throw explain?.Invoke(response) ?? Failure(response, what);
+        }
     }
 
-    private HttpResponseMessage Send(HttpClient client, Func<HttpRequestMessage> createRequest, string what, OperationObserver observer, CancellationToken cancellationToken)
+    private HttpResponseMessage Send(HttpClient client, Func<HttpRequestMessage> createRequest, string what, OperationObserver observer, CancellationToken cancellationToken,
+        bool retryRateLimits = true)
     {
-        var pipeline = ResiliencePolicies.ForRequests(session.Retry, observer, what);
+        var pipeline = ResiliencePolicies.ForRequests(session.Retry, observer, what, retryRateLimits);
         try
         {
             return pipeline.Execute(token =>

@@ -14,12 +14,22 @@ public sealed class OperationObserver
     /// <summary>Retries made so far (HTTP attempts and re-downloads), for run history.</summary>
     public int Retries => retries;
 
-    internal void Log(string message) => Verbose?.Invoke(message);
+    internal void Log(string message) => Say(message);
 
     internal void OnRetry(string message)
     {
         Interlocked.Increment(ref retries);
-        Verbose?.Invoke(message);
+        Say(message);
+    }
+
+    /// <summary>
+    /// Messages are best effort: a listener that throws (PowerShell refuses every Write once Ctrl+C was pressed) must not
+    /// turn work that was done, such as a batch just committed, into a failure. Cancellation reaches the work through its token.
+    /// </summary>
+    private void Say(string message)
+    {
+        try { Verbose?.Invoke(message); }
+        catch (Exception) { /* the listener is gone or stopping; the message is only informative */ }
     }
 
     public static readonly OperationObserver None = new();

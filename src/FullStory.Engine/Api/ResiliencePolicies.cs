@@ -12,7 +12,8 @@ namespace FullStory.Engine.Api;
 /// </summary>
 internal static class ResiliencePolicies
 {
-    public static ResiliencePipeline<HttpResponseMessage> ForRequests(RetrySettings settings, OperationObserver observer, string what)
+    /// <param name="retryRateLimits">false: a 429 is returned to the caller at once (it waits and lowers its own concurrency).</param>
+    public static ResiliencePipeline<HttpResponseMessage> ForRequests(RetrySettings settings, OperationObserver observer, string what, bool retryRateLimits = true)
     {
         if (settings.MaxAttempts <= 1) return ResiliencePipeline<HttpResponseMessage>.Empty;
         return new ResiliencePipelineBuilder<HttpResponseMessage>()
@@ -25,7 +26,7 @@ internal static class ResiliencePolicies
                 MaxDelay = settings.MaxDelay,
                 ShouldHandle = args => ValueTask.FromResult(
                     args.Outcome.Exception is { } ex ? IsTransient(ex, args.Context.CancellationToken)
-                    : args.Outcome.Result is { } r && IsTransient(r, settings)),
+                    : args.Outcome.Result is { } r && IsTransient(r, settings) && (retryRateLimits || (int)r.StatusCode != 429)),
                 DelayGenerator = args => ValueTask.FromResult(args.Outcome.Result is { } r ? RetryAfter(r) : null),
                 OnRetry = args =>
                 {

@@ -64,6 +64,24 @@ public sealed class BatchLoader
         string operationId = client.StartSegmentExport(request, observer, cancellationToken);
         observer.Log($"Started the export of {request} as operation {operationId}.");
         string exportId = client.WaitForExport(operationId, observer, cancellationToken);
+        return LoadDownload(batch, request, exportId, cancellationToken);
+    }
+
+    /// <summary>
+    /// Loads a window whose export FullStory has prepared (from <see cref="SegmentExportScheduler"/>): downloads it and loads
+    /// it in one transaction; a broken or corrupt download is fetched again from the same export.
+    /// </summary>
+    public LoadReport LoadReadyExport(ReadyExport ready, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(ready);
+        var batch = new BatchInfo(ready.Request.BatchKey, ready.Request.Start, ready.Request.End);
+        if (IsAlreadyLoaded(batch, out var skipped)) return skipped;
+        return LoadDownload(batch, ready.Request, ready.SearchExportId, cancellationToken);
+    }
+
+    private LoadReport LoadDownload(BatchInfo batch, SegmentExportRequest request, string exportId, CancellationToken cancellationToken)
+    {
+        var client = session.GetClient();
         string? archiveBase = request.ArchiveBase(ArchiveDirectory);
         return LoadWithRetries(batch, $"export {exportId} ({request})",
             token => client.OpenExportDownload(exportId, request.BatchKey, archiveBase, observer, token), cancellationToken);

@@ -74,6 +74,72 @@ public sealed class SyncDestination
         : FileRunLock.TryAcquire(LockFilePath, wait, cancellationToken);
 
     internal string LockDescription => Kind == SyncDestinationKind.SqlServer ? $"the application lock '{LockResource}'" : $"the lock file {LockFilePath}";
+
+    /// <summary>
+    /// Records a run that ended without holding the run lock (Skipped, or failed while taking it), without waiting on the
+    /// run that holds it. SQL Server: straight into the history (a loading run's transactions do not block it); returns the
+    /// run id; a Parquet folder writes each run to a file of its own, so also at once. SQLite: the file has one writer at a time and a run loading a large batch holds it for as long as the batch
+    /// takes, so the record is written to a file beside the lock instead, and whichever run holds the lock moves it into the
+    /// history at its next checkpoint (after each batch, at its end) or, if that run dies, the next run does at its start.
+    /// Returns null then: the run is numbered when it is moved.
+    /// </summary>
+    internal long? RecordWithoutLock(IEventStore store, SyncRunRecord run)
+    {
+        if (Kind != SyncDestinationKind.Sqlite) return store.BeginRun(run);
+        PendingRuns.Write(LockFilePath, run);
+        return null;
+    }
+
+    /// <summary>SQLite: moves runs recorded by <see cref="RecordWithoutLock"/> into the history. Call while holding the run lock.</summary>
+    internal IReadOnlyList<SyncRunRecord> ImportPendingRuns(IEventStore store) =>
+        Kind == SyncDestinationKind.Sqlite ? PendingRuns.Import(LockFilePath, store) : Array.Empty<SyncRunRecord>();
+}
+
+/// <summary>
+/// Run records waiting to enter a SQLite destination's history: one small JSON file each beside the run lock, written under a
+/// temporary name and renamed, so a reader never sees half a record. Moving one into the history first checks that it is not
+/// there already (a mover that died between the insert and the delete), so a record is never entered twice.
+/// </summary>
+internal static class PendingRuns
+{
+    private const string Marker = ".pending-";
+
+    public static void Write(string lockFilePath, SyncRunRecord run)
+    {
+        string final = lockFilePath + Marker + Guid.NewGuid().ToString("N") + ".json";
+        string temp = final + ".tmp";
+        Directory.CreateDirectory(Path.GetDirectoryName(final)!);
+        File.WriteAllText(temp, System.Text.Json.JsonSerializer.Serialize(run));
+        File.Move(temp, final);
+    }
+
+    public static IReadOnlyList<SyncRunRecord> Import(string lockFilePath, IEventStore store)
+    {
+        string dir = Path.GetDirectoryName(lockFilePath)!;
+        if (!Directory.Exists(dir)) return Array.Empty<SyncRunRecord>();
+        var files = Directory.GetFiles(dir, Path.GetFileName(lockFilePath) + Marker + "*.json");
+        if (files.Length == 0) return Array.Empty<SyncRunRecord>();
+        var imported = new List<SyncRunRecord>();
+        var existing = store.GetRuns(1000);
+        foreach (var file in files.OrderBy(File.GetLastWriteTimeUtc))
+        {
+            SyncRunRecord? run;
+            try { run = System.Text.Json.JsonSerializer.Deserialize<SyncRunRecord>(File.ReadAllText(file)); }
+            catch (Exception ex) when (ex is IOException or System.Text.Json.JsonException) { continue; }
+            if (run is null) continue;
+            bool already = existing.Any(r => Ms(r.StartedAt) == Ms(run.StartedAt) && r.Outcome == run.Outcome && r.Table == run.Table && r.Host == run.Host);
+            if (!already)
+            {
+                run.RunId = 0;
+                store.BeginRun(run);
+                imported.Add(run);
+            }
+            File.Delete(file);
+        }
+        return imported;
+    }
+
+    private static long Ms(DateTimeOffset t) => t.UtcTicks / TimeSpan.TicksPerMillisecond;
 }
 
 /// <summary>An exclusive lock file (FileShare.None) beside the SQLite database, held for the run.</summary>

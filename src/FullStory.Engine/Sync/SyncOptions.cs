@@ -1,3 +1,4 @@
+using FullStory.Engine.Api;
 using FullStory.Engine.Loading;
 
 namespace FullStory.Engine.Sync;
@@ -19,8 +20,25 @@ public sealed class SyncOptions
     /// <summary>Where the FIRST run starts (default: one year before now). Later runs resume from the destination's bookmark.</summary>
     public DateTimeOffset? Start { get; set; }
 
-    /// <summary>Segment Export: the size of each window (one batch each), aligned to <see cref="Start"/>. Default one day.</summary>
-    public TimeSpan WindowSize { get; set; } = TimeSpan.FromDays(1);
+    /// <summary>
+    /// Segment Export: the largest window (one export and one transaction each), aligned to where the run starts. Null (the
+    /// default): backfill windows of <see cref="DefaultBackfillWindow"/>, and windows of <see cref="ScheduleWindow"/> once a
+    /// backfill window no longer fits before now - Lag. When set, backfill windows are this size and windows near now are
+    /// this size or a day, whichever is smaller. At least one minute, whole seconds.
+    /// </summary>
+    public TimeSpan? WindowSize { get; set; }
+
+    /// <summary>Segment Export: exports kept in flight at once (default 4). Windows are still loaded one at a time, oldest first.</summary>
+    public int ThrottleLimit { get; set; } = SegmentExportSchedule.DefaultThrottleLimit;
+
+    /// <summary>Segment Export: a window FullStory refuses or fails is split in halves down to this length before the run fails (default one hour).</summary>
+    public TimeSpan MinimumWindow { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Backfill windows when <see cref="WindowSize"/> is not set: a year is about 52 exports.</summary>
+    public static readonly TimeSpan DefaultBackfillWindow = SegmentExportPlan.DefaultMaxWindow;
+
+    /// <summary>Windows near now: FullStory publishes a day at a time, so the data is never more than a day behind what it has.</summary>
+    public static readonly TimeSpan ScheduleWindow = TimeSpan.FromDays(1);
 
     /// <summary>
     /// How long FullStory takes to publish data (about a day). Segment Export only asks for windows that end at least this
@@ -49,16 +67,32 @@ public sealed class SyncOptions
     internal static readonly TimeSpan DefaultHistory = TimeSpan.FromDays(365);
 }
 
-/// <summary>Where a sync is: batch <see cref="BatchNumber"/> of <see cref="BatchCount"/>, <see cref="Rows"/> rows of it so far.</summary>
+/// <summary>
+/// Where a sync is: batch <see cref="BatchNumber"/> of <see cref="BatchCount"/> (loaded or being loaded), <see cref="Rows"/>
+/// rows of it so far. Segment Export also says how many exports are in flight, the rows loaded by the run and an estimate
+/// of the time left.
+/// </summary>
 public sealed record SyncProgress(string Activity, string? BatchKey, int BatchNumber, int BatchCount, long Rows)
 {
     public int PercentComplete => BatchCount <= 0 ? -1 : (int)Math.Clamp(100L * (BatchNumber - 1) / BatchCount, 0, 100);
+
+    /// <summary>Batches this run has loaded so far.</summary>
+    public int Loaded { get; init; }
+    /// <summary>Segment Export: exports started and not yet loaded (running on FullStory's side, or ready and waiting).</summary>
+    public int InFlight { get; init; }
+    /// <summary>Rows this run has loaded so far (committed batches).</summary>
+    public long RowsLoaded { get; init; }
+    /// <summary>Time left, estimated from the time the loaded batches took; null until there is something to go by.</summary>
+    public TimeSpan? Remaining { get; init; }
+    /// <summary>What the run is waiting for, e.g. the state of the export it needs next; null while loading.</summary>
+    public string? Waiting { get; init; }
 }
 
 /// <summary>What one sync run did (Stitch's extraction log and loading report in one), and how fresh the destination is.</summary>
 public sealed class SyncSummary
 {
-    public long RunId { get; internal set; }
+    /// <summary>The run's number in the destination's history; null when it is not (yet) numbered: see <see cref="Message"/>.</summary>
+    public long? RunId { get; internal set; }
     /// <summary>Succeeded, Failed, Cancelled or Skipped.</summary>
     public string Outcome { get; internal set; } = "Running";
     public SyncApi Api { get; internal set; }

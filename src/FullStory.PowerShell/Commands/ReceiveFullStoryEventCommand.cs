@@ -46,6 +46,11 @@ public sealed class ReceiveFullStoryEventCommand : FullStorySessionCmdlet
     [ArgumentCompleter(typeof(Completers.SegmentIdCompleter))]
     public string SegmentId { get; set; } = "everyone";
 
+    /// <summary>How many exports FullStory prepares at once (default 4) for a range longer than one window (7 days); events still come in time order.</summary>
+    [Parameter(ParameterSetName = ExportSet)]
+    [ValidateRange(1, 32)]
+    public int ThrottleLimit { get; set; } = SegmentExportSchedule.DefaultThrottleLimit;
+
     /// <summary>Files to read, with wildcards: bundles or exports as FullStory delivers them (.json.gz, .json, .ndjson).</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = PathSet)]
     [SupportsWildcards]
@@ -110,11 +115,53 @@ public sealed class ReceiveFullStoryEventCommand : FullStorySessionCmdlet
         Stream(() => CurrentSession.GetClient().ReadBundle(id, ArchiveDirectory, messenger!.Observer, CancellationToken), $"bundle {id}", id);
     }
 
+    /// <summary>
+    /// A long range is exported in windows of up to 7 days with several exports in flight; the windows' events are written
+    /// in time order, each window streamed from its download while later ones are still being prepared (only the window being
+    /// written is downloaded). Waiting happens here, on the pipeline thread, so progress and verbose messages show meanwhile.
+    /// </summary>
     private void ReceiveExport()
     {
-        var request = new SegmentExportRequest(AsUtc(Start), AsUtc(End), SegmentId);
-        Verbose($"Requesting the Segment Export of {request}.");
-        Stream(() => CurrentSession.GetClient().ReadSegmentExport(request, ArchiveDirectory, messenger!.Observer, CancellationToken), request.ToString(), request);
+        var range = new SegmentExportRequest(AsUtc(Start), AsUtc(End), SegmentId);
+        IEnumerable<SegmentExportRequest> windows = null!;
+        try { windows = SegmentExportPlan.Cover(range, SegmentExportPlan.DefaultMaxWindow); }
+        catch (ArgumentException ex) { ThrowTerminatingError(ToErrorRecord(ex, range)); }
+        long total = SegmentExportPlan.CountCover(range, SegmentExportPlan.DefaultMaxWindow);
+        Verbose(total == 1
+            ? $"Requesting the Segment Export of {range}."
+            : $"Requesting the Segment Export of {range} in {total} windows of up to {SegmentExportPlan.DefaultMaxWindow.TotalDays:0} days, {ThrottleLimit} in flight at most.");
+
+        var client = CurrentSession.GetClient();
+        var observer = messenger!.Observer;
+        using var scheduler = client.ScheduleSegmentExports(windows, new SegmentExportSchedule { ThrottleLimit = ThrottleLimit }, observer, CancellationToken);
+        long received = 0;
+        void Waiting()
+        {
+            messenger.Drain();
+            var status = scheduler.Status;
+            var next = status.InFlight.Count > 0 ? status.InFlight[0] : default;
+            messenger.Progress(() => $"Waiting for FullStory to prepare the export of {next.Window?.ToString() ?? range.ToString()} ({next.Percent}% done); " +
+                $"{received} of {total + status.Splits} window(s) received, {status.Running + status.Ready} in flight", (int)(100 * received / Math.Max(1, total + status.Splits)), force: true);
+        }
+
+        using var ready = scheduler.InOrder(Waiting).GetEnumerator();
+        while (true)
+        {
+            try
+            {
+                if (!ready.MoveNext()) break;
+            }
+            catch (Exception ex) when (!IsStopping(ex) && ex is not PipelineStoppedException)
+            {
+                messenger.Drain();
+                // A window FullStory could not export: FullStory's own error (FAILED, refused), about that window.
+                var failed = ex as SegmentExportWindowFailedException;
+                ThrowTerminatingError(ToErrorRecord(failed?.InnerException ?? ex, (object?)failed?.Window ?? range));
+            }
+            var window = ready.Current;
+            Stream(() => client.ReadExportResults(window.SearchExportId, window.Request, ArchiveDirectory, observer, CancellationToken), window.Request.ToString(), window.Request);
+            received++;
+        }
     }
 
     private void ReceiveFile(string path)

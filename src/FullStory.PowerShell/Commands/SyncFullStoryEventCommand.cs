@@ -57,12 +57,20 @@ public sealed class SyncFullStoryEventCommand : FullStorySessionCmdlet
     [Parameter]
     public SyncApi Api { get; set; } = SyncApi.Bundles;
 
-    /// <summary>SegmentExport: the size of each window (one transaction each), aligned to -Start. Default one day.</summary>
+    /// <summary>SegmentExport: the largest window (one export and one transaction each). Default: 7 days while catching up, one day near now. At least one minute; a bare number is refused (give a time span).</summary>
     [Parameter]
-    public TimeSpan WindowSize { get; set; } = TimeSpan.FromDays(1);
+    [TimeSpanArgument]
+    [ValidateWindowSize]
+    public TimeSpan WindowSize { get; set; }
+
+    /// <summary>SegmentExport: how many exports FullStory prepares at once (default 4); windows are still loaded one at a time, oldest first.</summary>
+    [Parameter]
+    [ValidateRange(1, 32)]
+    public int ThrottleLimit { get; set; } = FullStory.Engine.Api.SegmentExportSchedule.DefaultThrottleLimit;
 
     /// <summary>SegmentExport: only windows that ended at least this long ago are asked for (FullStory publishes about a day later). Default one day.</summary>
     [Parameter]
+    [TimeSpanArgument]
     public TimeSpan Lag { get; set; } = TimeSpan.FromDays(1);
 
     /// <summary>SegmentExport: the segment to export (everyone = all data).</summary>
@@ -73,6 +81,7 @@ public sealed class SyncFullStoryEventCommand : FullStorySessionCmdlet
 
     /// <summary>How long to wait for another run into the same table to finish before ending as Skipped. Default 0: do not wait. E.g. (New-TimeSpan -Minutes 10).</summary>
     [Parameter]
+    [TimeSpanArgument]
     public TimeSpan LockWait { get; set; } = TimeSpan.Zero;
 
     /// <summary>Keep every raw download in this folder exactly as received (replay with Receive-FullStoryEvent -Path).</summary>
@@ -84,25 +93,25 @@ public sealed class SyncFullStoryEventCommand : FullStorySessionCmdlet
         SyncDestination destination = null!;
         try { destination = SyncDestinations.Resolve(this, ParameterSetName, Path, ConnectionString, Table, Schema, BatchSize, CustomVarColumns); }
         catch (InvalidDestinationException ex) { ThrowTerminatingError(Error(ex.InnerException!, ex.ErrorId, ErrorCategory.InvalidArgument, ex.Target, ex.Action)); }
-        if (WindowSize <= TimeSpan.Zero)
-            ThrowTerminatingError(Error(new ArgumentException("-WindowSize must be positive, e.g. (New-TimeSpan -Days 1)."), "FullStory.InvalidArgument", ErrorCategory.InvalidArgument, WindowSize));
         if (Lag < TimeSpan.Zero || LockWait < TimeSpan.Zero)
             ThrowTerminatingError(Error(new ArgumentException("-Lag and -LockWait must not be negative."), "FullStory.InvalidArgument", ErrorCategory.InvalidArgument, null));
         if (Api == SyncApi.Bundles) GetFullStoryBundleCommand.WarnLegacyOnce(this);
 
         var messenger = new PipelineMessenger(this, 3, $"Syncing FullStory events ({Api})");
-        destination.StoreOptions.Log = messenger.Verbose;
+        // Messages are best effort: once Ctrl+C is pressed PowerShell refuses every Write, and a refused message must not
+        // turn a batch that just committed into a failure.
+        destination.StoreOptions.Log = m => { try { messenger.Verbose(m); } catch (PipelineStoppedException) { } };
         var options = new SyncOptions
         {
             Api = Api,
             Start = Start is { } s ? AsUtc(s) : null,
-            WindowSize = WindowSize,
+            WindowSize = MyInvocation.BoundParameters.ContainsKey(nameof(WindowSize)) ? WindowSize : null,
+            ThrottleLimit = ThrottleLimit,
             Lag = Lag,
             SegmentId = SegmentId,
             LockWait = LockWait,
             ArchiveDirectory = OutDirectory is null ? null : GetUnresolvedProviderPathFromPSPath(OutDirectory),
-            Progress = p => messenger.Progress(
-                p.BatchKey is null ? p.Activity : $"{p.BatchKey} (batch {p.BatchNumber} of {p.BatchCount}): {p.Rows:N0} rows", p.PercentComplete, force: p.Rows == 0),
+            Progress = p => { try { ShowProgress(messenger, p); } catch (PipelineStoppedException) { } },
         };
 
         SyncSummary summary;
@@ -122,10 +131,34 @@ public sealed class SyncFullStoryEventCommand : FullStorySessionCmdlet
         WriteObject(summary);
         if (summary.Outcome == "Failed")
         {
-            ThrowTerminatingError(Error(new InvalidOperationException($"Sync-FullStoryEvent failed (run {summary.RunId}): {summary.Error}"),
+            string which = summary.RunId is { } id ? $"(run {id})" : "before it could be recorded";
+            ThrowTerminatingError(Error(new InvalidOperationException($"Sync-FullStoryEvent failed {which}: {summary.Message ?? summary.Error}"),
                 "FullStory.SyncFailed", ErrorCategory.NotSpecified, summary.Destination,
                 "See the summary and Get-FullStorySyncHistory; the next run retries the batch that failed and never loads a batch twice."));
         }
+    }
+
+    /// <summary>
+    /// Segment Export: windows loaded of all, exports in flight, rows and the time left; the window being loaded or what the
+    /// run waits for. Bundles: the bundle being loaded.
+    /// </summary>
+    private static void ShowProgress(PipelineMessenger messenger, SyncProgress p)
+    {
+        messenger.Drain(); // verbose lines of the exports running on other threads
+        if (p.BatchKey is null && p.Waiting is null)
+        {
+            messenger.Progress(p.Activity, p.PercentComplete, force: true);
+            return;
+        }
+        if (p.InFlight == 0 && p.Waiting is null)
+        {
+            messenger.Progress($"{p.BatchKey} (batch {p.BatchNumber} of {p.BatchCount}): {p.Rows:N0} rows", p.PercentComplete, force: p.Rows == 0);
+            return;
+        }
+        int percent = p.BatchCount <= 0 ? -1 : (int)Math.Clamp(100L * p.Loaded / p.BatchCount, 0, 100);
+        string now = p.Waiting ?? $"loading {p.BatchKey}: {p.Rows:N0} rows";
+        int seconds = p.Remaining is { } r ? (int)Math.Min(int.MaxValue, r.TotalSeconds) : -1;
+        messenger.Progress($"{p.Loaded} of {p.BatchCount} windows loaded, {p.InFlight} in flight, {p.RowsLoaded:N0} rows; {now}", percent, force: p.Rows == 0, secondsRemaining: seconds);
     }
 }
 

@@ -69,16 +69,16 @@ internal sealed class PipelineMessenger
     }
 
     /// <summary>Shows progress at most every 250 ms unless forced; silent under $ProgressPreference = 'SilentlyContinue' (PowerShell drops it).</summary>
-    public void Progress(string status, int percent = -1, bool force = false) => Progress(() => status, percent, force);
+    public void Progress(string status, int percent = -1, bool force = false, int secondsRemaining = -1) => Progress(() => status, percent, force, secondsRemaining);
 
     /// <summary>As above, building the text only when progress is actually shown (callers pass it per event).</summary>
-    public void Progress(Func<string> status, int percent = -1, bool force = false)
+    public void Progress(Func<string> status, int percent = -1, bool force = false, int secondsRemaining = -1)
     {
         if (!force && sinceProgress.Elapsed < ProgressInterval) return;
         if (Environment.CurrentManagedThreadId != pipelineThread) return;
         sinceProgress.Restart();
         progressShown = true;
-        cmdlet.WriteProgress(new ProgressRecord(ActivityId, Activity, status()) { PercentComplete = percent });
+        cmdlet.WriteProgress(new ProgressRecord(ActivityId, Activity, status()) { PercentComplete = percent, SecondsRemaining = secondsRemaining });
     }
 
     public void Complete()

@@ -40,7 +40,7 @@ public class SyncEngineParquetTests
 
         using var store = SyncDestination.Parquet(folder).OpenStore();
         var runs = store.GetRuns(10);
-        Assert.Equal([second.RunId, first.RunId], runs.Select(r => r.RunId));
+        Assert.Equal([second.RunId!.Value, first.RunId!.Value], runs.Select(r => r.RunId));
         Assert.Equal(["Succeeded", "Succeeded"], runs.Select(r => r.Outcome));
         Assert.Equal(f.ExpectedRows(bundles), runs[1].Rows);
     }

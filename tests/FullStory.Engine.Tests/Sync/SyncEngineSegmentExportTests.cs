@@ -90,8 +90,9 @@ public class SyncEngineSegmentExportTests
         await using var f = await SyncFixture.StartAsync(bundles: 3);
         var now = Day0.AddDays(4); // six 12-hour windows
         var options = Windows(now);
-        int loaded = 0;
-        options.BatchLoaded = _ => { if (++loaded == 2) f.Emulator.Faults.Failed("the export broke (injected)", times: 0); };
+        // Every export that covers the first minute of 2 March fails (the third window, then each half of it that holds that
+        // minute, down to the smallest window allowed).
+        f.Emulator.Faults.FailWindow(Day0.AddDays(1).AddMinutes(1), errorDetails: "the export broke (injected)");
 
         var failed = f.Sync(options);
 

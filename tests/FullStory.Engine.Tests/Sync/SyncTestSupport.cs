@@ -75,9 +75,13 @@ internal sealed class SyncFixture : IAsyncDisposable
     public string DbPath { get; }
     public FullStory.Emulator.FullStoryEmulator Emulator => FullStory.Emulator;
 
-    public static async Task<SyncFixture> StartAsync(int bundles = 5, int eventsPerBundle = 150, int maxAttempts = 3)
+    public static async Task<SyncFixture> StartAsync(int bundles = 5, int eventsPerBundle = 150, int maxAttempts = 3, Action<FullStory.Emulator.EmulatorOptions>? configure = null)
     {
-        var fs = await EmulatedFullStory.StartAsync(o => { o.BundleCount = bundles; o.EventsPerBundle = eventsPerBundle; o.OperationPendingPolls = 1; }, maxAttempts);
+        var fs = await EmulatedFullStory.StartAsync(o =>
+        {
+            o.BundleCount = bundles; o.EventsPerBundle = eventsPerBundle; o.OperationPendingPolls = 1;
+            configure?.Invoke(o);
+        }, maxAttempts);
         return new SyncFixture(fs, new TestData.TempDirectory());
     }
 
@@ -98,5 +102,51 @@ internal sealed class SyncFixture : IAsyncDisposable
     {
         await FullStory.DisposeAsync();
         Directory.Dispose();
+    }
+}
+
+/// <summary>
+/// The emulator's clock for export times, moved by the test: frozen until <see cref="Run"/>, then racing ahead (a second of
+/// emulator time every few milliseconds), so exports complete fast and a test can first see several of them running at once
+/// without depending on how fast the machine is.
+/// </summary>
+internal sealed class ExportClock : IDisposable
+{
+    private readonly object gate = new();
+    private DateTimeOffset now = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+    private readonly CancellationTokenSource stop = new();
+    private Task? ticker;
+
+    public DateTimeOffset Now { get { lock (gate) return now; } }
+
+    public void Advance(TimeSpan by) { lock (gate) now += by; }
+
+    /// <summary>Starts moving: one emulator second every 5 ms.</summary>
+    public void Run() => ticker ??= Task.Run(async () =>
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            Advance(TimeSpan.FromSeconds(1));
+            try { await Task.Delay(5, stop.Token); } catch (OperationCanceledException) { }
+        }
+    });
+
+    /// <summary>Waits (up to a minute) until <paramref name="condition"/> holds; false if it never did.</summary>
+    public static bool WaitUntil(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddMinutes(1);
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline) return false;
+            Thread.Sleep(10);
+        }
+        return true;
+    }
+
+    public void Dispose()
+    {
+        stop.Cancel();
+        try { ticker?.Wait(); } catch (AggregateException) { }
+        stop.Dispose();
     }
 }
