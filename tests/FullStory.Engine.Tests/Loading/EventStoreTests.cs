@@ -692,4 +692,6 @@ public enum ServerDifference
     ClosingBracketInIdentifier,
     /// <summary>Identifiers longer than 63 bytes (SQL Server allows 128 characters).</summary>
     LongIdentifiers,
+    /// <summary>sp_getapplock with @LockTimeout = 0 on a lock another session holds (SQL Server answers -1, timed out).</summary>
+    AppLockWithoutWait,
 }

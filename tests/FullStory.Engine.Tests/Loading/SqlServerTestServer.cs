@@ -40,6 +40,7 @@ internal static class SqlServerTestServer
             ServerDifference.LongIdentifiers => "1 (identifiers longer than 63 bytes are shortened, and result sets and catalog views report the shortened names)",
             ServerDifference.NulCharacters => "2 (NUL, U+0000, in strings or identifiers is refused: 'invalid UTF16 byte sequence - code point 0 not supported')",
             ServerDifference.ClosingBracketInIdentifier => "3 (a bracket-quoted identifier containing ]] is a syntax error)",
+            ServerDifference.AppLockWithoutWait => "7 (sp_getapplock with @LockTimeout = 0 returns -999 instead of -1 when another session holds the lock)",
             _ => throw new ArgumentOutOfRangeException(nameof(difference)),
         };
         return $"The server is the Babelfish stand-in for SQL Server, which differs here: ../shared/tds/README.md, known difference {item}. SQL Server itself handles this case.";
