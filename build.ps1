@@ -231,8 +231,20 @@ function Invoke-Bench {
     Invoke-Package
     Invoke-Native dotnet @('build', (Join-Path $Root 'tests/FullStory.Emulator'), '-c', $Configuration, '-nologo', '-v', 'q', '/clp:ErrorsOnly')
     $pwsh = Get-PwshInvocation
-    & $pwsh[0] @($pwsh[1..($pwsh.Count)] | Where-Object { $_ }) -NoProfile -NonInteractive -File (Join-Path $Root 'benchmarks/Invoke-Benchmarks.ps1') -ModulePath (Join-Path $ModuleOut 'FullStory.psd1') -Configuration $Configuration
-    if ($LASTEXITCODE -ne 0) { throw "The benchmarks failed (exit code $LASTEXITCODE)." }
+    # The SQL Server rows load into the same server the tests use (started for this run when ../shared/tds is there).
+    $savedConnectionString = $env:FULLSTORY_SQLSERVER_CONNECTION_STRING
+    $sqlServer = $null
+    try {
+        $sqlServer = Start-TestSqlServer
+        $env:FULLSTORY_SQLSERVER_CONNECTION_STRING = $sqlServer.ConnectionString
+        Write-Host "SQL Server for the benchmarks: $($sqlServer.Description)$(if ($sqlServer.Error) { ' - not running: ' + $sqlServer.Error })"
+        & $pwsh[0] @($pwsh[1..($pwsh.Count)] | Where-Object { $_ }) -NoProfile -NonInteractive -File (Join-Path $Root 'benchmarks/Invoke-Benchmarks.ps1') -ModulePath (Join-Path $ModuleOut 'FullStory.psd1') -Configuration $Configuration
+        if ($LASTEXITCODE -ne 0) { throw "The benchmarks failed (exit code $LASTEXITCODE)." }
+    }
+    finally {
+        Stop-TestSqlServer $sqlServer
+        $env:FULLSTORY_SQLSERVER_CONNECTION_STRING = $savedConnectionString
+    }
 }
 
 foreach ($t in $Task) {
