@@ -230,3 +230,48 @@ Describe 'SQL Server: hostile custom var names and values (<Case>)' -ForEach @(
         Invoke-SqlServerQuery "SELECT COUNT(*) FROM sys.tables WHERE name IN (N'fullstory_sync_state', N'$($Dest.Table)');" | Should -Be 2
     }
 }
+
+Describe 'SQL Server: -CommandTimeout' {
+    It 'takes a time span for Export and Sync, and refuses a bare number or zero before anything runs' {
+        $cs = 'Server=127.0.0.1,1;Database=x;User Id=u;Password=p;Connect Timeout=1'
+        { Receive-FullStoryEvent -Path $Sample | Export-FullStoryEvent -ConnectionString $cs -CommandTimeout 30 -ErrorAction Stop } | Should -Throw '*has no unit*'
+        { Sync-FullStoryEvent -ConnectionString $cs -CommandTimeout '00:00:00' -ErrorAction Stop } | Should -Throw '*must be positive*'
+        (Get-Command Export-FullStoryEvent).Parameters['CommandTimeout'].ParameterType | Should -Be ([timespan])
+        (Get-Command Sync-FullStoryEvent).Parameters['CommandTimeout'].ParameterSets.Keys | Should -Be @('SqlServer')
+    }
+
+    It 'bounds a load that waits for the server: it ends with the batch rolled back and an error naming it' {
+        if ($Server.SkipReason) { Set-ItResult -Skipped -Because $Server.SkipReason; return }
+        $dest = New-TestDestination SqlServer
+        $signal = Join-Path ([IO.Path]::GetTempPath()) "fs-locked-$([guid]::NewGuid().ToString('N'))"
+        $blocker = $null
+        try {
+            $to = $dest.Params
+            Receive-FullStoryEvent -Path $Sample | Select-Object -First 5 | Export-FullStoryEvent @to | Out-Null
+            # Another session alters the table in a transaction it keeps open: every statement on the table waits for it.
+            $blocker = Start-FreshPwsh @"
+`$c = [System.Data.SqlClient.SqlConnection]::new('$($Server.ConnectionString -replace "'", "''")'); `$c.Open()
+`$t = `$c.BeginTransaction(); `$cmd = `$c.CreateCommand(); `$cmd.Transaction = `$t
+`$cmd.CommandText = 'ALTER TABLE [dbo].[$($dest.Table)] ADD blocker_probe int NULL;'; [void]`$cmd.ExecuteNonQuery()
+Set-Content '$signal' 'locked'
+Start-Sleep -Seconds 120
+"@
+            $deadline = [DateTime]::UtcNow.AddSeconds(60)
+            while (-not (Test-Path $signal) -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
+            Test-Path $signal | Should -BeTrue -Because 'the blocking session must hold its lock first'
+            $err = $null
+            $reports = Receive-FullStoryEvent -Path $Sample | Export-FullStoryEvent @to -CommandTimeout '00:00:03' -ErrorVariable err -ErrorAction SilentlyContinue
+            $reports | Should -BeNullOrEmpty
+            ($err | Out-String) | Should -Match 'did not answer within the timeout'
+            ($err | Out-String) | Should -Match 'file:'
+            ($err | Out-String) | Should -Match 'run the command again'
+            $blocker.Process.Kill($true); $blocker.Process.WaitForExit()
+            Invoke-DestinationQuery $dest 'select count(*) from {events}' | Should -Be 5 # nothing of the failed load
+        }
+        finally {
+            if ($blocker -and -not $blocker.Process.HasExited) { $blocker.Process.Kill($true) }
+            Remove-Item $signal -ErrorAction SilentlyContinue
+            Remove-TestDestination $dest
+        }
+    }
+}

@@ -93,6 +93,16 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
     [ValidateRange(1, 10_000_000)]
     public int BatchSize { get; set; } = 10000;
 
+    /// <summary>
+    /// SQL Server: how long the server may take to answer a statement, or to take more rows of the bulk copy, before the
+    /// batch fails and is rolled back (default 5 minutes). Not a limit on a whole load, which takes as long as its data needs.
+    /// </summary>
+    [Parameter(ParameterSetName = SqlServerSet)]
+    [Parameter(ParameterSetName = SqlServerBundleSet)]
+    [TimeSpanArgument]
+    [ValidatePositiveTimeSpan]
+    public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
     /// <summary>Also give every custom var (evt_*, user_*, page_*) a typed column of its own, added as new ones appear; CustomVars keeps them all anyway.</summary>
     [Parameter]
     public SwitchParameter CustomVarColumns { get; set; }
@@ -114,6 +124,8 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
             Table = tableName,
             Schema = Schema,
             BatchSize = BatchSize,
+            CommandTimeout = CommandTimeout,
+            BulkCopyTimeout = CommandTimeout,
             CustomVarColumns = CustomVarColumns.IsPresent,
             Log = message => messenger.Verbose(message),
             ConfirmSchemaChange = change => messenger.Invoke(() => ShouldProcess(store?.Destination ?? tableName, change), CancellationToken),

@@ -45,6 +45,15 @@ public sealed class SyncFullStoryEventCommand : FullStorySessionCmdlet
     [ValidateRange(1, 10_000_000)]
     public int BatchSize { get; set; } = 10000;
 
+    /// <summary>
+    /// SQL Server: how long the server may take to answer a statement, or to take more rows of the bulk copy, before the
+    /// batch fails and is rolled back (default 5 minutes). Not a limit on a whole batch, which takes as long as its data needs.
+    /// </summary>
+    [Parameter(ParameterSetName = SqlServerSet)]
+    [TimeSpanArgument]
+    [ValidatePositiveTimeSpan]
+    public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
     /// <summary>Also give every custom var a typed column of its own; CustomVars keeps them all anyway.</summary>
     [Parameter]
     public SwitchParameter CustomVarColumns { get; set; }
@@ -91,7 +100,7 @@ public sealed class SyncFullStoryEventCommand : FullStorySessionCmdlet
     protected override void EndProcessing()
     {
         SyncDestination destination = null!;
-        try { destination = SyncDestinations.Resolve(this, ParameterSetName, Path, ConnectionString, Table, Schema, BatchSize, CustomVarColumns); }
+        try { destination = SyncDestinations.Resolve(this, ParameterSetName, Path, ConnectionString, Table, Schema, BatchSize, CustomVarColumns, CommandTimeout); }
         catch (InvalidDestinationException ex) { ThrowTerminatingError(Error(ex.InnerException!, ex.ErrorId, ErrorCategory.InvalidArgument, ex.Target, ex.Action)); }
         if (Lag < TimeSpan.Zero || LockWait < TimeSpan.Zero)
             ThrowTerminatingError(Error(new ArgumentException("-Lag and -LockWait must not be negative."), "FullStory.InvalidArgument", ErrorCategory.InvalidArgument, null));
@@ -166,9 +175,10 @@ public sealed class SyncFullStoryEventCommand : FullStorySessionCmdlet
 internal static class SyncDestinations
 {
     public static SyncDestination Resolve(PSCmdlet cmdlet, string parameterSet, string? path, string? connectionString, string table, string? schema,
-        int batchSize, bool customVarColumns)
+        int batchSize, bool customVarColumns, TimeSpan? commandTimeout = null)
     {
         var options = new EventStoreOptions { Schema = schema, BatchSize = batchSize, CustomVarColumns = customVarColumns };
+        if (commandTimeout is { } timeout) { options.CommandTimeout = timeout; options.BulkCopyTimeout = timeout; }
         try
         {
             options.Table = Identifiers.ValidateName(table, "Table");
