@@ -238,6 +238,7 @@ public sealed class SyncEngine
         {
             summary.Outcome = "Failed";
             summary.Error = Describe(failure);
+            summary.failure = failure is BatchFailedException b ? b.InnerException : failure;
         }
         if (store is not null) TrySetFreshness(summary, store);
         summary.EndedAt = Now();
