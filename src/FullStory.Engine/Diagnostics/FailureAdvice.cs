@@ -14,6 +14,7 @@ public enum FailureKind
     NotFound,
     Connection,
     InvalidData,
+    InvalidResult,
     InvalidArgument,
     PermissionDenied,
     ResourceBusy,
@@ -63,7 +64,7 @@ public static class FailureAdvisor
         var ex = Unwrap(exception);
         return ex switch
         {
-            FullStoryExportFailedException => new(ex, "FullStory.ExportFailed", FailureKind.InvalidData,
+            FullStoryExportFailedException => new(ex, "FullStory.ExportFailed", FailureKind.InvalidResult,
                 "FullStory could not prepare this export; try again later, or a smaller time range."),
             FullStoryApiException { IsAuthenticationFailure: true } => new(ex, "FullStory.AuthenticationFailed", FailureKind.Authentication,
                 "Check the API key (Connect-FullStory) and that the FullStory account has the Data Export add-on."),

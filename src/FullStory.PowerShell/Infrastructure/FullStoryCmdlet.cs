@@ -87,6 +87,7 @@ public abstract class FullStoryCmdletBase : PSCmdlet, IDisposable
         FailureKind.NotFound => ErrorCategory.ObjectNotFound,
         FailureKind.Connection => ErrorCategory.ConnectionError,
         FailureKind.InvalidData => ErrorCategory.InvalidData,
+        FailureKind.InvalidResult => ErrorCategory.InvalidResult,
         FailureKind.InvalidArgument => ErrorCategory.InvalidArgument,
         FailureKind.PermissionDenied => ErrorCategory.PermissionDenied,
         FailureKind.ResourceBusy => ErrorCategory.ResourceBusy,
