@@ -174,6 +174,8 @@ $cpu = if (Test-Path /proc/cpuinfo) { ((Get-Content /proc/cpuinfo | Where-Object
 $memoryGiB = [math]::Round([double]((Get-Content /proc/meminfo -ErrorAction SilentlyContinue | Select-Object -First 1) -replace '\D', '') / 1MB)
 $machine = '{0}, {1} cores, {2} GiB memory, {3}, .NET {4}, PowerShell {5}' -f @($cpu, [Environment]::ProcessorCount, $memoryGiB,
     [Runtime.InteropServices.RuntimeInformation]::OSDescription, [Environment]::Version, $PSVersionTable.PSVersion)
+# How busy the machine was (other processes share the cores): the 1/5/15-minute load averages at the end of the run.
+if (Test-Path /proc/loadavg) { $machine += '; load average at the end: ' + ((Get-Content /proc/loadavg) -split ' ')[0..2] -join ' ' }
 
 $lines = @(
     '# Benchmark results'
