@@ -43,11 +43,11 @@ public sealed class GetFullStorySyncHistoryCommand : FullStoryCmdletBase
         SyncDestination destination = null!;
         try
         {
-            destination = SyncDestinations.Resolve(this, ParameterSetName, Path, ConnectionString, Table ?? "events", Schema, 10000, false);
+            destination = SyncDestinations.Resolve(this, ParameterSetName, Path, ConnectionString, Table ?? "events", Schema, 10000, false, DatabaseAccess.Read);
         }
         catch (InvalidDestinationException ex)
         {
-            ThrowTerminatingError(Error(ex.InnerException!, ex.ErrorId, ErrorCategory.InvalidArgument, ex.Target, ex.Action));
+            ThrowTerminatingError(Error(ex.InnerException!, ex.ErrorId, ex.Category, ex.Target, ex.Action));
         }
 
         try

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using FullStory.Engine.Diagnostics;
 using FullStory.Engine.Loading;
 using FullStory.Engine.Sync;
 using FullStory.PowerShell.Infrastructure;
@@ -49,8 +50,9 @@ public sealed class SyncFullStoryEventCommand : FullStorySessionCmdlet
     [Parameter]
     public SwitchParameter CustomVarColumns { get; set; }
 
-    /// <summary>Where the FIRST run starts (default: one year ago). Later runs continue from the destination's bookmark. A DateTime without a kind is taken as UTC.</summary>
+    /// <summary>Where the FIRST run starts (default: one year ago). Later runs continue from the destination's bookmark. A DateTime, DateTimeOffset, event timestamp or ISO 8601 string (UTC without an offset).</summary>
     [Parameter]
+    [UtcTimeTransformation]
     public DateTime? Start { get; set; }
 
     /// <summary>Bundles (the legacy export, default) or SegmentExport (FullStory's current API, in time windows).</summary>
@@ -92,10 +94,16 @@ public sealed class SyncFullStoryEventCommand : FullStorySessionCmdlet
     {
         SyncDestination destination = null!;
         try { destination = SyncDestinations.Resolve(this, ParameterSetName, Path, ConnectionString, Table, Schema, BatchSize, CustomVarColumns); }
-        catch (InvalidDestinationException ex) { ThrowTerminatingError(Error(ex.InnerException!, ex.ErrorId, ErrorCategory.InvalidArgument, ex.Target, ex.Action)); }
+        catch (InvalidDestinationException ex) { ThrowTerminatingError(Error(ex.InnerException!, ex.ErrorId, ex.Category, ex.Target, ex.Action)); }
         if (Lag < TimeSpan.Zero || LockWait < TimeSpan.Zero)
             ThrowTerminatingError(Error(new ArgumentException("-Lag and -LockWait must not be negative."), "FullStory.InvalidArgument", ErrorCategory.InvalidArgument, null));
-        if (Api == SyncApi.Bundles) GetFullStoryBundleCommand.WarnLegacyOnce(this);
+        if (Start is { } first && AsUtc(first) > DateTimeOffset.UtcNow)
+        {
+            ThrowTerminatingError(Error(new ArgumentException($"-Start {DisplayFormat.Time(first)} is in the future: FullStory has no data after it yet, so every run would load nothing."),
+                "FullStory.InvalidArgument", ErrorCategory.InvalidArgument, Start,
+                "Pass the time the first run should start from, in the past (e.g. -Start (Get-Date).AddDays(-30)), or leave -Start out for one year ago."));
+        }
+        if (Api == SyncApi.Bundles) NoteLegacyApi(destination);
 
         var messenger = new PipelineMessenger(this, 3, $"Syncing FullStory events ({Api})");
         // Messages are best effort: once Ctrl+C is pressed PowerShell refuses every Write, and a refused message must not
@@ -131,9 +139,12 @@ public sealed class SyncFullStoryEventCommand : FullStorySessionCmdlet
         WriteObject(summary);
         if (summary.Outcome == "Failed")
         {
+            // The id stays FullStory.SyncFailed (scripts test it); the category and advice come from what failed.
+            var advice = summary.GetFailure() is { } failure ? FailureAdvisor.Describe(failure) : null;
             string which = summary.RunId is { } id ? $"(run {id})" : "before it could be recorded";
             ThrowTerminatingError(Error(new InvalidOperationException($"Sync-FullStoryEvent failed {which}: {summary.Message ?? summary.Error}"),
-                "FullStory.SyncFailed", ErrorCategory.NotSpecified, summary.Destination,
+                "FullStory.SyncFailed", advice is null ? ErrorCategory.NotSpecified : CategoryOf(advice.Kind), summary.Destination,
+                (advice?.RecommendedAction is { } action ? action + " " : "") +
                 "See the summary and Get-FullStorySyncHistory; the next run retries the batch that failed and never loads a batch twice."));
         }
     }
@@ -152,13 +163,30 @@ public sealed class SyncFullStoryEventCommand : FullStorySessionCmdlet
         }
         if (p.InFlight == 0 && p.Waiting is null)
         {
-            messenger.Progress($"{p.BatchKey} (batch {p.BatchNumber} of {p.BatchCount}): {p.Rows:N0} rows", p.PercentComplete, force: p.Rows == 0);
+            messenger.Progress($"{p.BatchKey} (batch {p.BatchNumber} of {p.BatchCount}): {DisplayFormat.Count(p.Rows, "row")}", p.PercentComplete, force: p.Rows == 0);
             return;
         }
         int percent = p.BatchCount <= 0 ? -1 : (int)Math.Clamp(100L * p.Loaded / p.BatchCount, 0, 100);
-        string now = p.Waiting ?? $"loading {p.BatchKey}: {p.Rows:N0} rows";
+        string now = p.Waiting ?? $"loading {p.BatchKey}: {DisplayFormat.Count(p.Rows, "row")}";
         int seconds = p.Remaining is { } r ? (int)Math.Min(int.MaxValue, r.TotalSeconds) : -1;
-        messenger.Progress($"{p.Loaded} of {p.BatchCount} windows loaded, {p.InFlight} in flight, {p.RowsLoaded:N0} rows; {now}", percent, force: p.Rows == 0, secondsRemaining: seconds);
+        messenger.Progress($"{p.Loaded} of {p.BatchCount} windows loaded, {p.InFlight} in flight, {DisplayFormat.Count(p.RowsLoaded, "row")}; {now}", percent, force: p.Rows == 0, secondsRemaining: seconds);
+    }
+
+    /// <summary>
+    /// The legacy-API deprecation warning once per destination, on its first bundle sync: a scheduled run is a new process
+    /// every time, and a warning in every run's log is noise. Later runs say it as verbose text.
+    /// </summary>
+    private void NoteLegacyApi(SyncDestination destination)
+    {
+        bool loadedBefore;
+        try
+        {
+            using var store = destination.OpenStore();
+            loadedBefore = store.GetLoadedBatches().Any(b => b.Key.StartsWith("bundle:", StringComparison.Ordinal));
+        }
+        catch (Exception) { loadedBefore = false; } // the run itself reports why the destination cannot be read
+        if (loadedBefore) Verbose(GetFullStoryBundleCommand.LegacyApiWarning);
+        else GetFullStoryBundleCommand.WarnLegacyOnce(this);
     }
 }
 
@@ -166,7 +194,7 @@ public sealed class SyncFullStoryEventCommand : FullStorySessionCmdlet
 internal static class SyncDestinations
 {
     public static SyncDestination Resolve(PSCmdlet cmdlet, string parameterSet, string? path, string? connectionString, string table, string? schema,
-        int batchSize, bool customVarColumns)
+        int batchSize, bool customVarColumns, DatabaseAccess access = DatabaseAccess.Write)
     {
         var options = new EventStoreOptions { Schema = schema, BatchSize = batchSize, CustomVarColumns = customVarColumns };
         try
@@ -179,11 +207,15 @@ internal static class SyncDestinations
             }
             else
             {
-                destination = SyncDestination.Sqlite(DatabasePath.Resolve(cmdlet, path), options);
+                destination = SyncDestination.Sqlite(DatabasePath.Resolve(cmdlet, path, access), options);
             }
             // Validates the table, schema and connection string now (nothing is opened or created yet).
             destination.OpenStore().Dispose();
             return destination;
+        }
+        catch (DatabasePathException ex)
+        {
+            throw new InvalidDestinationException(ex, ex.ErrorId, ex.Target, ex.RecommendedAction) { Category = ex.Category };
         }
         catch (ArgumentException ex) when (ex.ParamName is "Table" or "Schema")
         {
@@ -211,4 +243,5 @@ internal sealed class InvalidDestinationException(Exception inner, string errorI
     public string ErrorId { get; } = errorId;
     public object? Target { get; } = target;
     public string Action { get; } = action;
+    public ErrorCategory Category { get; init; } = ErrorCategory.InvalidArgument;
 }
