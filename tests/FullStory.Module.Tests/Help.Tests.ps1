@@ -151,6 +151,7 @@ Describe 'The examples run against the emulator' {
             'Export-FullStoryEvent/1'    = { param($r) $o = @($r.Output); $o.Count | Should -Be 4; ($o | Measure-Object Rows -Sum).Sum | Should -Be 240; $o[0].GetType().Name | Should -Be 'LoadReport' }
             'Export-FullStoryEvent/2'    = { param($r) $o = @($r.Output); $o.Count | Should -BeGreaterThan 0; $o[0].Table | Should -Be 'clicks'; Test-Path (Join-Path $r.Dir 'clicks.db') | Should -BeTrue }
             'Export-FullStoryEvent/3'    = { param($r) @($r.Output).Count | Should -Be 0; Test-Path (Join-Path $r.Dir 'preview.db') | Should -BeFalse }
+            'Export-FullStoryEvent/5'    = { param($r) $o = @($r.Output); ($o | Where-Object { $_ -is [IO.DirectoryInfo] }).Name | Should -Match '^event_date=\d{4}-\d\d-\d\d$'; (Invoke-LakeQuery (Join-Path $r.Dir 'lake') 'SELECT count(*) AS n FROM {events}')[0].n | Should -Be 240 }
             'Sync-FullStoryEvent/1'      = { param($r) $o = @($r.Output); $o.Count | Should -Be 2; $o.Outcome | Should -Be @('Succeeded', 'Succeeded'); $o[0].Rows | Should -Be 240; $o[1].Rows | Should -Be 0 }
             'Sync-FullStoryEvent/2'      = { param($r) $o = @($r.Output)[-1]; $o.Outcome | Should -Be 'Succeeded'; $o.Api | Should -Be 'SegmentExport'; $o.Batches | Should -BeGreaterThan 0; $o.Rows | Should -BeGreaterThan 0 }
             'Sync-FullStoryEvent/5'      = { param($r) $o = @($r.Output); $o.Count | Should -Be 3; $o[0].BatchKey | Should -Match '^export:everyone:\d{4}-\d\d-\d\dT00:00:00Z/'; $o[0].Rows | Should -Be 0 }

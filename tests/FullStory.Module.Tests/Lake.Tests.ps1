@@ -16,7 +16,7 @@ Describe 'Sync-FullStoryEvent -ParquetPath' {
         $script:PerDay = @{}
         foreach ($b in $Bundles) {
             foreach ($e in (Invoke-Emulator $Emulator "/_emulator/events?bundleId=$($b.Id)")) {
-                $day = ([datetimeoffset]$e.EventStart).UtcDateTime.ToString('yyyy-MM-dd')
+                $day = ([datetime]$e.EventStart).ToUniversalTime().ToString('yyyy-MM-dd', [cultureinfo]::InvariantCulture)
                 $PerDay[$day] = 1 + ($PerDay[$day] ?? 0)
             }
         }
@@ -44,7 +44,8 @@ Describe 'Sync-FullStoryEvent -ParquetPath' {
         $sent = (Invoke-Emulator $Emulator "/_emulator/events?bundleId=$($Bundles[1].Id)")[7]
         $row = Invoke-LakeQuery $Lake "SELECT UserId, strftime(EventStart, '%Y-%m-%dT%H:%M:%S.%gZ') AS t FROM {events} WHERE _fs_batch = 'bundle:$($Bundles[1].Id)' AND _fs_index = 7"
         $row[0].UserId | Should -Be $sent.UserId
-        $row[0].t | Should -Be (([datetimeoffset]$sent.EventStart).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'"))
+        # (Invoke-RestMethod reads the emulator's ISO strings as DateTime values.)
+        $row[0].t | Should -Be (([datetime]$sent.EventStart).ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", [cultureinfo]::InvariantCulture))
 
         $files = Get-ChildItem (Join-Path $Lake 'events') -Recurse -File
         $files | ForEach-Object { $_.Directory.Name | Should -Match '^event_date=\d{4}-\d{2}-\d{2}$' }
@@ -78,12 +79,12 @@ Describe 'Sync-FullStoryEvent -ParquetPath' {
             foreach ($a in '-NoProfile', '-NonInteractive', '-Command', $script) { $psi.ArgumentList.Add($a) }
             $psi.RedirectStandardOutput = $true; $psi.UseShellExecute = $false
             $p = [System.Diagnostics.Process]::Start($psi)
-            $deadline = [DateTime]::UtcNow.AddSeconds(90)
-            do {
-                Start-Sleep -Milliseconds 100
-                $served = (Invoke-Emulator $Emulator '/_emulator/stats').requests | Where-Object { $_.endpoint -eq 'get' -and $_.bundleId -eq $Bundles[0].Id }
-            } until ($served -or [DateTime]::UtcNow -gt $deadline)
-            Start-Sleep -Milliseconds 2500 # the second bundle is trickling into its staged files
+            # Kill once the first bundle is committed (its record written), while the second trickles into staged files.
+            $records = Join-Path $Lake '_fullstory/tables/events/batches'
+            $deadline = [DateTime]::UtcNow.AddSeconds(120)
+            do { Start-Sleep -Milliseconds 100 } until (@(Get-ChildItem $records -Filter *.json -ErrorAction SilentlyContinue).Count -ge 1 -or [DateTime]::UtcNow -gt $deadline)
+            Start-Sleep -Milliseconds 1500
+            @(Get-ChildItem (Join-Path $Lake '_fullstory/tables/events/staging') -Recurse -File -ErrorAction SilentlyContinue).Count | Should -BeGreaterThan 0 -Because 'the second bundle is being written'
             $p.HasExited | Should -BeFalse
             $p.Kill($true)
             $p.WaitForExit()

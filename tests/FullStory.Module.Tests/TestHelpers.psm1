@@ -100,7 +100,7 @@ function Invoke-LakeQuery {
     $sql = $Query.Replace('{events}', "read_parquet('$glob', hive_partitioning = true, union_by_name = true)")
     $json = & dotnet $dll.FullName $sql
     if ($LASTEXITCODE -ne 0) { throw "DuckDB failed on: $sql" }
-    @($json | ConvertFrom-Json -NoEnumerate)[0]
+    @($json | ConvertFrom-Json -NoEnumerate -DateKind String)[0]
 }
 
 Export-ModuleMember -Function *

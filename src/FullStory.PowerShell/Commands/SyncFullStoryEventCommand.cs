@@ -18,38 +18,8 @@ namespace FullStory.PowerShell.Commands;
 [Cmdlet(VerbsData.Sync, "FullStoryEvent", DefaultParameterSetName = SqliteSet)]
 [Alias("Sync-FullStoryEvents")]
 [OutputType(typeof(SyncSummary))]
-public sealed class SyncFullStoryEventCommand : FullStorySessionCmdlet
+public sealed class SyncFullStoryEventCommand : FullStoryLoadingCmdlet
 {
-    internal const string SqliteSet = "Sqlite";
-    internal const string SqlServerSet = "SqlServer";
-
-    /// <summary>The SQLite database file; created when missing. Default: fullstory.db in the current location.</summary>
-    [Parameter(Position = 0, ParameterSetName = SqliteSet)]
-    [Alias("Database")]
-    public string? Path { get; set; }
-
-    /// <summary>A SQL Server (or compatible) connection string. Its password is never shown.</summary>
-    [Parameter(Mandatory = true, ParameterSetName = SqlServerSet)]
-    public string? ConnectionString { get; set; }
-
-    /// <summary>The table to load into (default events); created when missing.</summary>
-    [Parameter]
-    [ArgumentCompleter(typeof(Completers.TableCompleter))]
-    public string Table { get; set; } = "events";
-
-    /// <summary>SQL Server schema (default dbo); it must exist.</summary>
-    [Parameter(ParameterSetName = SqlServerSet)]
-    public string? Schema { get; set; }
-
-    /// <summary>Rows per SqlBulkCopy round trip (SQL Server). A batch always commits as a whole.</summary>
-    [Parameter]
-    [ValidateRange(1, 10_000_000)]
-    public int BatchSize { get; set; } = 10000;
-
-    /// <summary>Also give every custom var a typed column of its own; CustomVars keeps them all anyway.</summary>
-    [Parameter]
-    public SwitchParameter CustomVarColumns { get; set; }
-
     /// <summary>Where the FIRST run starts (default: one year ago). Later runs continue from the destination's bookmark. A DateTime, DateTimeOffset, event timestamp or ISO 8601 string (UTC without an offset).</summary>
     [Parameter]
     [UtcTimeTransformation]
@@ -92,9 +62,9 @@ public sealed class SyncFullStoryEventCommand : FullStorySessionCmdlet
 
     protected override void EndProcessing()
     {
-        SyncDestination destination = null!;
-        try { destination = SyncDestinations.Resolve(this, ParameterSetName, Path, ConnectionString, Table, Schema, BatchSize, CustomVarColumns); }
-        catch (InvalidDestinationException ex) { ThrowTerminatingError(Error(ex.InnerException!, ex.ErrorId, ex.Category, ex.Target, ex.Action)); }
+        UseSession(Session);
+        ThrowIfNoSession();
+        var destination = ResolveDestination(LoadingOptions(), DatabaseAccess.Write);
         if (Lag < TimeSpan.Zero || LockWait < TimeSpan.Zero)
             ThrowTerminatingError(Error(new ArgumentException("-Lag and -LockWait must not be negative."), "FullStory.InvalidArgument", ErrorCategory.InvalidArgument, null));
         if (Start is { } first && AsUtc(first) > DateTimeOffset.UtcNow)
@@ -188,60 +158,4 @@ public sealed class SyncFullStoryEventCommand : FullStorySessionCmdlet
         if (loadedBefore) Verbose(GetFullStoryBundleCommand.LegacyApiWarning);
         else GetFullStoryBundleCommand.WarnLegacyOnce(this);
     }
-}
-
-/// <summary>Destination parameters shared by Sync-FullStoryEvent and Get-FullStorySyncHistory (as Export-FullStoryEvent takes them).</summary>
-internal static class SyncDestinations
-{
-    public static SyncDestination Resolve(PSCmdlet cmdlet, string parameterSet, string? path, string? connectionString, string table, string? schema,
-        int batchSize, bool customVarColumns, DatabaseAccess access = DatabaseAccess.Write)
-    {
-        var options = new EventStoreOptions { Schema = schema, BatchSize = batchSize, CustomVarColumns = customVarColumns };
-        try
-        {
-            options.Table = Identifiers.ValidateName(table, "Table");
-            SyncDestination destination;
-            if (parameterSet == SyncFullStoryEventCommand.SqlServerSet)
-            {
-                destination = SyncDestination.SqlServer(connectionString!, options);
-            }
-            else
-            {
-                destination = SyncDestination.Sqlite(DatabasePath.Resolve(cmdlet, path, access), options);
-            }
-            // Validates the table, schema and connection string now (nothing is opened or created yet).
-            destination.OpenStore().Dispose();
-            return destination;
-        }
-        catch (DatabasePathException ex)
-        {
-            throw new InvalidDestinationException(ex, ex.ErrorId, ex.Target, ex.RecommendedAction) { Category = ex.Category };
-        }
-        catch (ArgumentException ex) when (ex.ParamName is "Table" or "Schema")
-        {
-            throw Terminate(cmdlet, ex, ex.ParamName == "Table" ? "FullStory.InvalidTable" : "FullStory.InvalidSchema", ex.ParamName == "Table" ? table : schema,
-                $"Pass another -{ex.ParamName}.");
-        }
-        catch (ArgumentException ex) when (ex.ParamName == "connectionString")
-        {
-            throw Terminate(cmdlet, ex, "FullStory.InvalidConnectionString", null,
-                "Check -ConnectionString, e.g. 'Server=host;Database=db;Integrated Security=true;TrustServerCertificate=true'.");
-        }
-        catch (Exception ex) when (ex is ArgumentException or NotSupportedException or IOException)
-        {
-            throw Terminate(cmdlet, ex, "FullStory.InvalidPath", path, "Pass -Path with a file system path for the database file.");
-        }
-    }
-
-    private static Exception Terminate(PSCmdlet cmdlet, Exception ex, string id, object? target, string action) =>
-        new InvalidDestinationException(ex, id, target, action);
-}
-
-/// <summary>A destination parameter that cannot work; the cmdlet turns it into a terminating error with <see cref="ErrorId"/>.</summary>
-internal sealed class InvalidDestinationException(Exception inner, string errorId, object? target, string action) : Exception(inner.Message, inner)
-{
-    public string ErrorId { get; } = errorId;
-    public object? Target { get; } = target;
-    public string Action { get; } = action;
-    public ErrorCategory Category { get; init; } = ErrorCategory.InvalidArgument;
 }

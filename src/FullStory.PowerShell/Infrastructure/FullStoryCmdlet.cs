@@ -96,6 +96,25 @@ public abstract class FullStoryCmdletBase : PSCmdlet, IDisposable
         _ => ErrorCategory.NotSpecified,
     };
 
+    /// <summary>Makes <paramref name="explicitSession"/> (-Session), or else the runspace's default session, the active one (null when there is none).</summary>
+    protected void UseSession(FullStorySession? explicitSession)
+    {
+        ActiveSession = explicitSession ?? DefaultSessionStore.Get();
+        DebugInvocation();
+        if (ActiveSession is not null)
+            Debug($"Using {(explicitSession is null ? "the default session" : "-Session")}: {ActiveSession}; retries: {ActiveSession.Retry.MaxAttempts} attempts from {ActiveSession.Retry.BaseDelay}, export polls every {ActiveSession.Retry.PollInterval}.");
+    }
+
+    protected void ThrowIfNoSession()
+    {
+        if (ActiveSession is not null) return;
+        ThrowTerminatingError(new ErrorRecord(
+            new InvalidOperationException("There is no FullStory session. Run Connect-FullStory -ApiKey <key> first, or pass -Session."),
+            "FullStory.NotConnected", ErrorCategory.ConnectionError, null));
+    }
+
+    protected FullStorySession CurrentSession => ActiveSession!;
+
     /// <summary>After Ctrl+C the engine throws OperationCanceledException; PowerShell expects the pipeline to stop quietly.</summary>
     protected bool IsStopping(Exception ex) => ex is OperationCanceledException && CancellationToken.IsCancellationRequested;
 
@@ -115,25 +134,13 @@ public abstract class FullStorySessionCmdlet : FullStoryCmdletBase
 
     /// <summary>
     /// False for parameter sets that work offline (e.g. reading local files). Checked in BeginProcessing, where a set bound
-    /// from pipeline input is not known yet: such cmdlets answer false then and call <see cref="ThrowIfNoSession"/> later.
+    /// from pipeline input is not known yet: such cmdlets answer false then and call <see cref="FullStoryCmdletBase.ThrowIfNoSession"/> later.
     /// </summary>
     protected virtual bool RequiresSession => true;
 
     protected override void BeginProcessing()
     {
-        ActiveSession = Session ?? DefaultSessionStore.Get();
-        DebugInvocation();
-        if (ActiveSession is not null) Debug($"Using {(Session is null ? "the default session" : "-Session")}: {ActiveSession}; retries: {ActiveSession.Retry.MaxAttempts} attempts from {ActiveSession.Retry.BaseDelay}, export polls every {ActiveSession.Retry.PollInterval}.");
+        UseSession(Session);
         if (RequiresSession) ThrowIfNoSession();
     }
-
-    protected void ThrowIfNoSession()
-    {
-        if (ActiveSession is not null) return;
-        ThrowTerminatingError(new ErrorRecord(
-            new InvalidOperationException("There is no FullStory session. Run Connect-FullStory -ApiKey <key> first, or pass -Session."),
-            "FullStory.NotConnected", ErrorCategory.ConnectionError, null));
-    }
-
-    protected FullStorySession CurrentSession => ActiveSession!;
 }
