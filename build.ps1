@@ -5,7 +5,8 @@
 .DESCRIPTION
     Needs only the .NET SDK: run it as `dotnet tool restore; dotnet pwsh -NoProfile -File build.ps1 -Task <Task>`.
     Build    compiles the solution.
-    Package  writes the importable module to out/FullStory (manifest, cmdlet assembly, dependencies/ with runtimes/).
+    Package  writes the importable module to out/FullStory (manifest, cmdlet assembly, dependencies/ with runtimes/) and
+             the PowerShell Gallery package out/gallery/FullStory.<version>.nupkg.
     Test     packages, then runs every test: xunit (engine and emulator) and Pester (the module in real pwsh processes),
              and ends with one line "total: N passed, N failed, N skipped".
     Demo     packages, starts the local FullStory emulator and runs a full sync into the embedded database.
@@ -34,6 +35,7 @@ $env:DOTNET_CLI_TELEMETRY_OPTOUT = '1'
 $Root = $PSScriptRoot
 $Out = Join-Path $Root 'out'
 $ModuleOut = Join-Path $Out 'FullStory'
+$GalleryOut = Join-Path $Out 'gallery'
 $ResultsDir = Join-Path $Out 'test-results'
 
 function Invoke-Native {
@@ -72,6 +74,18 @@ function Invoke-Package {
     if (Test-Path $helpBuilder) { & $helpBuilder -SourceDirectory (Join-Path $Root 'docs/help') -ModuleDirectory $ModuleOut }
     Remove-Item (Join-Path $ModuleOut 'build') -Recurse -Force -ErrorAction SilentlyContinue
     Write-Host "Packaged module: $ModuleOut"
+    Invoke-GalleryPackage
+}
+
+# The PowerShell Gallery package: the .nupkg Publish-PSResource would upload, made by PSResourceGet (shipped with pwsh 7.4+)
+# from the packaged module. Install it from a folder with Register-PSResourceRepository -Uri <folder>; Install-PSResource FullStory.
+function Invoke-GalleryPackage {
+    Import-Module Microsoft.PowerShell.PSResourceGet -ErrorAction Stop
+    if (Test-Path $GalleryOut) { Remove-Item $GalleryOut -Recurse -Force }
+    New-Item -ItemType Directory -Force -Path $GalleryOut | Out-Null
+    # Validates the manifest as Publish-PSResource does (Test-ModuleManifest) before packing.
+    $nupkg = Compress-PSResource -Path $ModuleOut -DestinationPath $GalleryOut -PassThru
+    Write-Host "Gallery package: $nupkg"
 }
 
 function Restore-TestTools {

@@ -49,6 +49,10 @@ param(
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'   # no progress bars in a log file
 
+# The log's times as the module prints them, in any culture: ISO 8601 UTC (2026-11-29T00:00:00.000Z); a lag as 1d 3h 49m.
+function Format-Utc([datetimeoffset] $Time) { $Time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", [cultureinfo]::InvariantCulture) }
+function Format-Lag([timespan] $Lag) { '{0}d {1}h {2}m' -f [math]::Floor($Lag.TotalDays), $Lag.Hours, $Lag.Minutes }
+
 try {
     Import-Module $ModulePath
 
@@ -77,16 +81,17 @@ try {
     # -OutVariable keeps the summary even when the run fails (the cmdlet writes it, then a terminating error).
     Sync-FullStoryEvents @sync -OutVariable summary | Out-Null
     $s = $summary[0]
-    Write-Output ("{0:u} run {1}: {2}, {3} batches, {4:N0} rows, {5} retries; data through {6:u}, up to date: {7}" -f
-        [datetime]::UtcNow, $(if ($null -ne $s.RunId) { $s.RunId } else { '(not numbered yet)' }), $s.Outcome, $s.Batches, $s.Rows, $s.Retries, $s.DataThrough, $s.IsUpToDate)
-    if ($s.Outcome -eq 'Succeeded' -and -not $s.IsUpToDate) {
-        Write-Warning "The data is $($s.Lag) behind: FullStory may not have published newer data yet, or earlier runs failed (Get-FullStorySyncHistory)."
+    $dataThrough = if ($s.DataThrough) { Format-Utc $s.DataThrough } else { '(nothing yet)' }
+    Write-Output ("{0} run {1}: {2}, {3} batches, {4:N0} rows, {5} retries; data through {6}, up to date: {7}" -f
+        (Format-Utc ([datetimeoffset]::UtcNow)), $(if ($null -ne $s.RunId) { $s.RunId } else { '(not numbered yet)' }), $s.Outcome, $s.Batches, $s.Rows, $s.Retries, $dataThrough, $s.IsUpToDate)
+    if ($s.Outcome -eq 'Succeeded' -and -not $s.IsUpToDate -and $s.Lag) {
+        Write-Warning "The data is $(Format-Lag $s.Lag) behind: FullStory may not have published newer data yet, or earlier runs failed (Get-FullStorySyncHistory)."
     }
     exit 0
 }
 catch {
     $s = if (Get-Variable summary -ErrorAction Ignore) { $summary | Select-Object -First 1 } else { $null }
-    if ($s) { Write-Output ("{0:u} run {1}: {2} after {3} batches, {4:N0} rows" -f [datetime]::UtcNow, $s.RunId, $s.Outcome, $s.Batches, $s.Rows) }
+    if ($s) { Write-Output ("{0} run {1}: {2} after {3} batches, {4:N0} rows" -f (Format-Utc ([datetimeoffset]::UtcNow)), $s.RunId, $s.Outcome, $s.Batches, $s.Rows) }
     Write-Output "FullStory sync failed: $($_.Exception.Message)"
     [Console]::Error.WriteLine("FullStory sync failed: $($_.Exception.Message)")
     exit 1

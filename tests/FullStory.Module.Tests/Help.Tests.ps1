@@ -48,6 +48,12 @@ Describe 'Get-Help <_>' -ForEach $Cmdlets {
             $Text | Should -Match "-$p\b"
         }
     }
+    It 'speaks to users: no project-internal words, and a plural alias is named as an alias' {
+        $Text | Should -Not -Match 'design card'
+        foreach ($alias in (Get-Alias -Definition $Name -ErrorAction SilentlyContinue).Name) {
+            ($Help.description.Text -join ' ') | Should -Match "$alias \(plural\) is an alias of this command"
+        }
+    }
     It 'has at least two examples, each with code and an explanation' {
         @($Help.examples.example).Count | Should -BeGreaterOrEqual 2
         foreach ($e in $Help.examples.example) {
@@ -141,9 +147,11 @@ Describe 'The examples run against the emulator' {
             'Receive-FullStoryEvent/5'   = { param($r) $g = @($r.Output); $g.Count | Should -Be 2; ($g | ForEach-Object Count) | Should -Be @(60, 60); $g[0].Name | Should -BeLike 'bundle:*' }
             'Receive-FullStoryEvent/6'   = { param($r) ($r.Output | Out-String) | Should -Match 'EventStart\s+EventType\s+PageUrl' }
             'Receive-FullStoryEvent/7'   = { param($r) $g = @($r.Output); $g.Count | Should -BeGreaterThan 0; $g | ForEach-Object { $_.Name | Should -BeLike 'export:everyone:*' }; ($g.Name | Sort-Object) | Should -Be $g.Name; ($g | Measure-Object Count -Sum).Sum | Should -Be 240 }
+            'Receive-FullStoryEvent/8'   = { param($r) $o = @($r.Output); $o.Count | Should -Be 3; $o[0].EventStart.ToString() | Should -Match '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$'; $o[0].EventStart.UtcDateTime.Date | Should -Be ([datetime]::UtcNow.Date.AddDays(-3)) }
             'Export-FullStoryEvent/1'    = { param($r) $o = @($r.Output); $o.Count | Should -Be 4; ($o | Measure-Object Rows -Sum).Sum | Should -Be 240; $o[0].GetType().Name | Should -Be 'LoadReport' }
             'Export-FullStoryEvent/2'    = { param($r) $o = @($r.Output); $o.Count | Should -BeGreaterThan 0; $o[0].Table | Should -Be 'clicks'; Test-Path (Join-Path $r.Dir 'clicks.db') | Should -BeTrue }
             'Export-FullStoryEvent/3'    = { param($r) @($r.Output).Count | Should -Be 0; Test-Path (Join-Path $r.Dir 'preview.db') | Should -BeFalse }
+            'Export-FullStoryEvent/5'    = { param($r) $o = @($r.Output); ($o | Where-Object { $_ -is [IO.DirectoryInfo] }).Name | Should -Match '^event_date=\d{4}-\d\d-\d\d$'; (Invoke-LakeQuery (Join-Path $r.Dir 'lake') 'SELECT count(*) AS n FROM {events}')[0].n | Should -Be 240 }
             'Sync-FullStoryEvent/1'      = { param($r) $o = @($r.Output); $o.Count | Should -Be 2; $o.Outcome | Should -Be @('Succeeded', 'Succeeded'); $o[0].Rows | Should -Be 240; $o[1].Rows | Should -Be 0 }
             'Sync-FullStoryEvent/2'      = { param($r) $o = @($r.Output)[-1]; $o.Outcome | Should -Be 'Succeeded'; $o.Api | Should -Be 'SegmentExport'; $o.Batches | Should -BeGreaterThan 0; $o.Rows | Should -BeGreaterThan 0 }
             'Sync-FullStoryEvent/5'      = { param($r) $o = @($r.Output); $o.Count | Should -Be 3; $o[0].BatchKey | Should -Match '^export:everyone:\d{4}-\d\d-\d\dT00:00:00Z/'; $o[0].Rows | Should -Be 0 }

@@ -47,6 +47,35 @@ Describe 'Connect-FullStory' {
         { Connect-FullStory -ApiKey $Key -BaseUri 'http://proxy.example.com' -ErrorAction Stop } | Should -Throw -ExpectedMessage '*plain http*not this machine*'
         { Connect-FullStory -ApiKey $Key -BaseUri 'ftp://127.0.0.1' -ErrorAction Stop } | Should -Throw -ExpectedMessage '*must use https*'
     }
+    It 'refuses a key whose prefix names no FullStory data centre, unless -Region says where to send it' {
+        $e = $null
+        try { Connect-FullStory -ApiKey 'zz9.AbCdEfGhIjKlMnOpQr' -ErrorAction Stop } catch { $e = $_ }
+        $e.FullyQualifiedErrorId | Should -BeLike 'FullStory.InvalidConnection,*'
+        $e.Exception.Message | Should -Match "'zz9\.'.*na1 and eu1"
+        $e.Exception.Message | Should -Not -Match 'AbCdEfGhIjKlMnOpQr'
+        Get-FullStorySession -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        (Connect-FullStory -ApiKey 'zz9.AbCdEfGhIjKlMnOpQr' -Region Eu1 -PassThru -WarningVariable w).Region | Should -Be 'Eu1'
+        $w | Should -BeNullOrEmpty
+    }
+    It 'warns which region it assumed for a key without a prefix; not for a na1./eu1. key, with -Region or with -BaseUri' {
+        $s = Connect-FullStory -ApiKey 'AbCdEfGhIjKlMnOpQrSt' -PassThru -WarningVariable w -WarningAction SilentlyContinue
+        $s.Region | Should -Be 'Na1'
+        $s.IsRegionAssumed | Should -BeTrue
+        @($w).Count | Should -Be 1
+        $w[0].Message | Should -Match 'no data-centre prefix.*assuming region Na1 \(api\.fullstory\.com.*-Region Eu1'
+        foreach ($quiet in @{ ApiKey = $Key }, @{ ApiKey = 'AbCdEfGhIjKlMnOpQrSt'; Region = 'Eu1' }, @{ ApiKey = 'AbCdEfGhIjKlMnOpQrSt'; BaseUri = 'http://127.0.0.1:5000' }) {
+            Connect-FullStory @quiet -WarningVariable w2 -WarningAction SilentlyContinue
+            $w2 | Should -BeNullOrEmpty -Because ($quiet.Keys -join ', ')
+        }
+    }
+    It "shows the masked key as the README's example says, for a long key and a short one" {
+        $readme = Get-Content -Raw (Join-Path (Get-RepoRoot) 'README.md')
+        $readme | Should -Match 'masked key: na1\.\*\*\*\*3f2a'
+        $readme | Should -Match 'fewer than 12 characters after na1\. shows only na1\.\*\*\*\*\)'
+        (Connect-FullStory -ApiKey $Key -PassThru).MaskedApiKey | Should -Be 'na1.****3f2a'
+        (Connect-FullStory -ApiKey 'na1.abcdefghijk' -PassThru).MaskedApiKey | Should -Be 'na1.****'
+        (Connect-FullStory -ApiKey 'na1.abcdefghijkl' -PassThru).MaskedApiKey | Should -Be 'na1.****ijkl'
+    }
     It 'refuses a key with spaces inside' {
         { Connect-FullStory -ApiKey 'na1.abc def' -ErrorAction Stop } | Should -Throw -ExpectedMessage '*spaces or control characters*'
     }

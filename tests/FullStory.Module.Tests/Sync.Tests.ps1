@@ -92,8 +92,32 @@ try { Sync-FullStoryEvents $($Dest.Argument) -Start 2000-01-01 $Extra -WarningAc
         Invoke-DestinationQuery $TaskDest 'select count(*) from {events}' | Should -Be 3600
         ($r.Output + $r.Errors) | Should -Not -Match ([regex]::Escape($Emulator.ApiKey))
 
+        $r.Output | Should -Match '(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z run \d+: Succeeded.*data through \d{4}-\d\d-\d\dT00:00:00\.000Z, up to date: True'
+
         $none = Invoke-FreshPwsh -Script "& '$SyncScript' $target -ModulePath '$ModulePath'; exit `$LASTEXITCODE" -Environment @{ FULLSTORY_API_KEY = '' }
         $none.ExitCode | Should -Be 1
         ($none.Output + $none.Errors) | Should -Match 'No FullStory API key'
+    }
+}
+
+Describe 'The scheduled-task script on stale data' {
+    BeforeAll {
+        $script:Dir = Join-Path ([IO.Path]::GetTempPath()) "sync-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
+        New-Item -ItemType Directory $Dir | Out-Null
+    }
+    AfterAll { Remove-Item $Dir -Recurse -Force -ErrorAction SilentlyContinue }
+
+    It 'says how far behind stale data is as days, hours and minutes, not a raw TimeSpan' {
+        $old = Start-TestEmulator -Arguments @('--bundles', '2', '--events-per-bundle', '10', '--first-bundle-start', '2026-01-01')
+        try {
+            $staleDb = Join-Path $Dir 'stale.db'
+            $r = Invoke-FreshPwsh -Script "& '$SyncScript' -DatabasePath '$staleDb' -Start 2025-12-01 -ModulePath '$ModulePath' -BaseUri '$($old.BaseUri)'; exit `$LASTEXITCODE" -Environment @{ FULLSTORY_API_KEY = $old.ApiKey }
+            $r.ExitCode | Should -Be 0 -Because ($r.Output + $r.Errors)
+            $all = $r.Output + $r.Errors
+            $all | Should -Match 'data through 2026-01-03T00:00:00\.000Z, up to date: False'
+            $all | Should -Match 'The data is \d+d \d{1,2}h \d{1,2}m behind'
+            $all | Should -Not -Match '\d+\.\d\d:\d\d:\d\d'
+        }
+        finally { Stop-TestEmulator $old }
     }
 }

@@ -190,4 +190,18 @@ IF OBJECT_ID(N'[dbo].[fullstory_sync_runs]', N'U') IS NOT NULL DELETE FROM [dbo]
 "@ | Out-Null
 }
 
+# Runs SQL in DuckDB over a Parquet lake (tests/FullStory.LakeQuery: an engine independent of the module, in its own
+# process); returns the rows as objects. `{events}` in the query stands for read_parquet over the folder's events table.
+function Invoke-LakeQuery {
+    param([string] $Folder, [string] $Query, [string] $Table = 'events')
+    $dll = Get-ChildItem (Join-Path $script:RepoRoot 'tests/FullStory.LakeQuery/bin') -Recurse -Filter 'FullStory.LakeQuery.dll' |
+        Where-Object { $_.Directory.Name -eq 'net10.0' } | Sort-Object LastWriteTime -Descending | Select-Object -First 1
+    if (-not $dll) { throw 'tests/FullStory.LakeQuery is not built: run build.ps1 -Task Test (or dotnet build tests/FullStory.LakeQuery).' }
+    $glob = (Join-Path $Folder $Table).Replace("'", "''") + '/**/*.parquet'
+    $sql = $Query.Replace('{events}', "read_parquet('$glob', hive_partitioning = true, union_by_name = true)")
+    $json = & dotnet $dll.FullName $sql
+    if ($LASTEXITCODE -ne 0) { throw "DuckDB failed on: $sql" }
+    @($json | ConvertFrom-Json -NoEnumerate -DateKind String)[0]
+}
+
 Export-ModuleMember -Function *

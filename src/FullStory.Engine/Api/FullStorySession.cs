@@ -16,7 +16,13 @@ public sealed class FullStorySession : IDisposable
     public FullStorySession(ApiKeyCredential credential, FullStoryRegion? region = null, Uri? baseUri = null, RetrySettings? retry = null)
     {
         Credential = credential ?? throw new ArgumentNullException(nameof(credential));
+        // The key names its data centre (na1. or eu1.). A prefix of that shape that is no FullStory region is a wrong or
+        // damaged key: refuse it rather than send it to na1. -Region (or a -BaseUri, which decides the host) overrides.
+        if (region is null && baseUri is null && credential.HasUnknownRegionPrefix)
+            throw new ArgumentException($"The API key starts with '{credential.RegionPrefix}.', which is not a FullStory data centre: FullStory's are na1 and eu1. " +
+                                        "Copy the key again from FullStory (Settings > API Keys), or pass -Region to use this key anyway.");
         Region = region ?? credential.RegionFromPrefix ?? FullStoryRegion.Na1;
+        IsRegionAssumed = region is null && credential.RegionFromPrefix is null;
         if (baseUri is not null)
         {
             ValidateBaseUri(baseUri);
@@ -34,6 +40,8 @@ public sealed class FullStorySession : IDisposable
     }
 
     public FullStoryRegion Region { get; }
+    /// <summary>True when neither -Region nor the key's prefix chose the region, and Na1 was assumed.</summary>
+    public bool IsRegionAssumed { get; }
     /// <summary>Base of the current APIs (Segment Export, operations).</summary>
     public Uri ApiBaseUri { get; }
     /// <summary>Base of the legacy bundle export API.</summary>
@@ -96,5 +104,6 @@ public sealed class RetrySettings
     /// <summary>How often to ask about a pending segment export (hauser uses 5 s).</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(5);
 
-    public override string ToString() => $"{MaxAttempts} attempts, backoff {BaseDelay.TotalSeconds}s..{MaxDelay.TotalSeconds}s";
+    public override string ToString() => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"{MaxAttempts} attempts, backoff {BaseDelay.TotalSeconds}s..{MaxDelay.TotalSeconds}s");
 }

@@ -31,8 +31,8 @@ internal sealed class SqlServerEventStore : EventStoreBase
         try { builder = new SqlConnectionStringBuilder(connectionString); }
         catch (Exception ex) when (ex is ArgumentException or FormatException or KeyNotFoundException)
         {
-            // The parser's message can quote the string; never echo it (it may hold a password).
-            throw new ArgumentException("The connection string is not valid: " + ex.GetType().Name + ". Check its keywords and quoting.", nameof(connectionString));
+            // The parser's message can quote the string; never echo it (it may hold a password): name only the keyword or position.
+            throw new ArgumentException("The connection string is not valid: " + DescribeParseError(connectionString, ex) + " Check its keywords and quoting.", nameof(connectionString));
         }
         this.connectionString = builder.ConnectionString;
         Destination = $"sqlserver:{builder.DataSource}/{builder.InitialCatalog}";
@@ -47,6 +47,49 @@ internal sealed class SqlServerEventStore : EventStoreBase
     {
         if (timeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(name, timeout, $"{name} must be positive: a load never waits forever.");
         return (int)Math.Min(int.MaxValue / 1000, Math.Ceiling(timeout.TotalSeconds));
+    }
+
+    private static readonly string[] KnownKeywords = new SqlConnectionStringBuilder().Keys.Cast<string>()
+        .Concat(["Server", "Database", "UID", "User", "PWD", "Address", "Addr", "Trusted_Connection", "TrustServerCertificate", "Timeout"]).ToArray();
+
+    /// <summary>What SqlClient's parser disliked, without any value from the string: a keyword it does not know (with the
+    /// nearest one it does), a keyword whose value it refused, or where the format broke.</summary>
+    internal static string DescribeParseError(string connectionString, Exception ex)
+    {
+        var keyword = System.Text.RegularExpressions.Regex.Match(ex.Message, @"(?:Keyword not supported|Invalid value for key):? '([^']{1,64})'");
+        if (!keyword.Success)
+        {
+            var index = System.Text.RegularExpressions.Regex.Match(ex.Message, @"index (\d+)");
+            return index.Success ? $"its format breaks at character {index.Groups[1].Value} (a value with ';' or '=' needs double quotes)." : ex.GetType().Name + ".";
+        }
+        string name = keyword.Groups[1].Value.Trim();
+        // "Password=ab;cd=ef" makes "cd" look like a keyword: it is part of the password, so do not echo it.
+        var segments = connectionString.Split(';');
+        int at = Array.FindIndex(segments, seg => string.Equals(seg.Split('=')[0].Trim(), name, StringComparison.OrdinalIgnoreCase));
+        if (at > 0 && segments[at - 1].Split('=')[0].Trim() is var previous &&
+            (previous.Equals("Password", StringComparison.OrdinalIgnoreCase) || previous.Equals("PWD", StringComparison.OrdinalIgnoreCase)))
+            return "the text after the password is not a keyword: a password that contains ';' must be in double quotes (Password=\"...\").";
+        if (ex.Message.StartsWith("Invalid value", StringComparison.Ordinal)) return $"the value of '{name}' is not valid.";
+        string? nearest = KnownKeywords.Select(k => (k, d: EditDistance(k.ToLowerInvariant(), name.ToLowerInvariant())))
+            .Where(x => x.d <= 2).OrderBy(x => x.d).Select(x => x.k).FirstOrDefault();
+        return $"the keyword '{name}' is not supported" + (nearest is null ? "." : $" (did you mean '{nearest}'?).");
+    }
+
+    private static int EditDistance(string a, string b)
+    {
+        var row = Enumerable.Range(0, b.Length + 1).ToArray();
+        for (int i = 1; i <= a.Length; i++)
+        {
+            int diagonal = row[0];
+            row[0] = i;
+            for (int j = 1; j <= b.Length; j++)
+            {
+                int above = row[j];
+                row[j] = Math.Min(Math.Min(row[j] + 1, row[j - 1] + 1), diagonal + (a[i - 1] == b[j - 1] ? 0 : 1));
+                diagonal = above;
+            }
+        }
+        return row[b.Length];
     }
 
     /// <summary>A connection string with the password removed, for messages.</summary>

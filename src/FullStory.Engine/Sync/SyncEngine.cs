@@ -396,6 +396,7 @@ public sealed class SyncEngine
         {
             summary.Outcome = "Failed";
             summary.Error = Truncate(session.Redact(Flatten(failure)));
+            summary.failure = failure;
         }
     }
 
@@ -420,6 +421,7 @@ public sealed class SyncEngine
         {
             summary.Outcome = "Failed";
             summary.Error = Describe(failure, state);
+            summary.failure = failure is BatchFailedException b ? b.InnerException : failure;
         }
         TrySetFreshness(summary, store);
         summary.EndedAt = Now();

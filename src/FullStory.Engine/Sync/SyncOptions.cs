@@ -122,6 +122,10 @@ public sealed class SyncSummary
     public IReadOnlyList<LoadReport> Loaded => loaded;
 
     internal readonly List<LoadReport> loaded = new();
+    internal Exception? failure;
+
+    /// <summary>The exception that failed the run (null unless Outcome is Failed), for error advice; a method so it never prints.</summary>
+    public Exception? GetFailure() => failure;
 
     public override string ToString() =>
         $"{Outcome}: {Batches} batches, {Rows:N0} rows into {Destination} ({Table}); data through {DataThrough?.UtcDateTime.ToString("u") ?? "(nothing yet)"}";

@@ -79,6 +79,11 @@ public sealed class ConnectFullStoryCommand : FullStoryCmdletBase
 
         ActiveSession = session;
         DebugInvocation();
+        if (session.IsRegionAssumed && BaseUri is null)
+        {
+            WriteWarning($"The API key has no data-centre prefix (na1. or eu1.): assuming region {session.Region} ({session.ApiBaseUri.Host}, which routes requests by key). " +
+                         "Pass -Region Eu1 for an account in FullStory's EU data centre.");
+        }
         Debug($"Key source: {(ParameterSetName == CredentialSet ? "-Credential" : ApiKey is not null ? "-ApiKey" : "$env:" + ApiKeyVariable)}; region {session.Region}{(Region is null ? " (from the key)" : " (-Region)")}; API {session.ApiBaseUri}; export {session.ExportBaseUri}.");
         DefaultSessionStore.Remove()?.Dispose();
         DefaultSessionStore.Set(session);

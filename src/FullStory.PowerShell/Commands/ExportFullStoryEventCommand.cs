@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using FullStory.Engine.Api;
+using FullStory.Engine.Diagnostics;
 using FullStory.Engine.Events;
 using FullStory.Engine.Loading;
 using FullStory.Engine.Sync;
@@ -26,15 +27,8 @@ namespace FullStory.PowerShell.Commands;
 [Cmdlet(VerbsData.Export, "FullStoryEvent", SupportsShouldProcess = true, DefaultParameterSetName = SqliteSet)]
 [Alias("Export-FullStoryEvents")]
 [OutputType(typeof(LoadReport))]
-public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposable
+public sealed class ExportFullStoryEventCommand : FullStoryLoadingCmdlet, IDisposable
 {
-    private const string SqliteSet = "Sqlite";
-    private const string SqlServerSet = "SqlServer";
-    private const string SqliteBundleSet = "SqliteBundle";
-    private const string SqlServerBundleSet = "SqlServerBundle";
-    private const int QueueBound = 1000;
-    private static readonly TimeSpan PumpInterval = TimeSpan.FromMilliseconds(50);
-
     private IEventStore? store;
     private string tableName = "events";
     private PipelineMessenger? messenger;
@@ -43,9 +37,8 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
     private long sourcesSkipped, eventsSkipped, errors;
     private bool stopped; // a fatal error or a declined table: the rest of the input is not loaded
 
-    /// <summary>FullStory events, usually piped from Receive-FullStoryEvent (filter with Where-Object first if you like).</summary>
-    [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = SqliteSet)]
-    [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = SqlServerSet)]
+    /// <summary>FullStory events, usually piped from Receive-FullStoryEvent (filter, sort or cut them as you like: nothing is lost or loaded twice).</summary>
+    [Parameter(ValueFromPipeline = true)]
     [AllowEmptyCollection]
     public FullStoryEvent[]? InputObject { get; set; }
 
@@ -53,113 +46,24 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
     /// Bundles, usually piped from Get-FullStoryBundle: the fast path. Each is downloaded, parsed and bulk-loaded in one
     /// transaction without a PowerShell object per event; a bundle already loaded is not downloaded at all.
     /// </summary>
-    [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = SqliteBundleSet)]
-    [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = SqlServerBundleSet)]
+    [Parameter(ValueFromPipeline = true)]
     public FullStoryBundle[]? Bundle { get; set; }
 
-    /// <summary>The session for downloading bundles; by default the one Connect-FullStory made.</summary>
-    [Parameter(ParameterSetName = SqliteBundleSet)]
-    [Parameter(ParameterSetName = SqlServerBundleSet)]
-    public FullStorySession? Session { get; set; }
-
     /// <summary>Keep every raw bundle download in this folder exactly as received (bundle input only).</summary>
-    [Parameter(ParameterSetName = SqliteBundleSet)]
-    [Parameter(ParameterSetName = SqlServerBundleSet)]
+    [Parameter]
     public string? OutDirectory { get; set; }
-
-    /// <summary>The SQLite database file; created when missing. Default: fullstory.db in the current location.</summary>
-    [Parameter(Position = 0, ParameterSetName = SqliteSet)]
-    [Parameter(Position = 0, ParameterSetName = SqliteBundleSet)]
-    [Alias("Database")]
-    public string? Path { get; set; }
-
-    /// <summary>A SQL Server (or compatible) connection string. Its password is never shown.</summary>
-    [Parameter(Mandatory = true, ParameterSetName = SqlServerSet)]
-    [Parameter(Mandatory = true, ParameterSetName = SqlServerBundleSet)]
-    public string? ConnectionString { get; set; }
-
-    /// <summary>The table to load into; created when missing, with missing columns added.</summary>
-    [Parameter]
-    [ArgumentCompleter(typeof(Completers.TableCompleter))]
-    public string Table { get; set; } = "events";
-
-    /// <summary>SQL Server schema (default dbo); it must exist.</summary>
-    [Parameter(ParameterSetName = SqlServerSet)]
-    [Parameter(ParameterSetName = SqlServerBundleSet)]
-    public string? Schema { get; set; }
-
-    /// <summary>Rows per SqlBulkCopy round trip (SQL Server). A batch always commits as a whole.</summary>
-    [Parameter]
-    [ValidateRange(1, 10_000_000)]
-    public int BatchSize { get; set; } = 10000;
-
-    /// <summary>
-    /// SQL Server: how long the server may take to answer a statement, or to take more rows of the bulk copy, before the
-    /// batch fails and is rolled back (default 5 minutes). Not a limit on a whole load, which takes as long as its data needs.
-    /// </summary>
-    [Parameter(ParameterSetName = SqlServerSet)]
-    [Parameter(ParameterSetName = SqlServerBundleSet)]
-    [TimeSpanArgument]
-    [ValidatePositiveTimeSpan]
-    public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromMinutes(5);
-
-    /// <summary>Also give every custom var (evt_*, user_*, page_*) a typed column of its own, added as new ones appear; CustomVars keeps them all anyway.</summary>
-    [Parameter]
-    public SwitchParameter CustomVarColumns { get; set; }
 
     protected override void BeginProcessing()
     {
         DebugInvocation();
         messenger = new PipelineMessenger(this, 3, "Loading FullStory events");
-
-        try { tableName = Identifiers.ValidateName(Table, nameof(Table)); }
-        catch (ArgumentException ex)
-        {
-            ThrowTerminatingError(Error(ex, "FullStory.InvalidTable", ErrorCategory.InvalidArgument, Table,
-                "Pass -Table with a name of 1 to 128 characters, without control characters or leading/trailing spaces."));
-        }
-
-        var options = new EventStoreOptions
-        {
-            Table = tableName,
-            Schema = Schema,
-            BatchSize = BatchSize,
-            CommandTimeout = CommandTimeout,
-            BulkCopyTimeout = CommandTimeout,
-            CustomVarColumns = CustomVarColumns.IsPresent,
-            Log = message => messenger.Verbose(message),
-            ConfirmSchemaChange = change => messenger.Invoke(() => ShouldProcess(store?.Destination ?? tableName, change), CancellationToken),
-        };
-
-        try
-        {
-            // Decided by the bound destination, not ParameterSetName: with pipeline input the set is not chosen
-            // until the first object arrives, after BeginProcessing.
-            if (ConnectionString is not null)
-            {
-                store = EventStoreFactory.OpenSqlServer(ConnectionString!, options);
-            }
-            else
-            {
-                string file = DatabasePath.Resolve(this, Path);
-                store = EventStoreFactory.OpenSqlite(file, options);
-            }
-        }
-        catch (ArgumentException ex) when (ex.ParamName is "Table" or "Schema")
-        {
-            ThrowTerminatingError(Error(ex, ex.ParamName == "Table" ? "FullStory.InvalidTable" : "FullStory.InvalidSchema", ErrorCategory.InvalidArgument,
-                ex.ParamName == "Table" ? Table : Schema, $"Pass another -{ex.ParamName}."));
-        }
-        catch (ArgumentException ex) when (ex.ParamName == "connectionString")
-        {
-            ThrowTerminatingError(Error(ex, "FullStory.InvalidConnectionString", ErrorCategory.InvalidArgument, null,
-                "Check -ConnectionString, e.g. 'Server=host;Database=db;Integrated Security=true;TrustServerCertificate=true'."));
-        }
-        catch (Exception ex) when (ex is ArgumentException or NotSupportedException or IOException)
-        {
-            ThrowTerminatingError(Error(ex, "FullStory.InvalidPath", ErrorCategory.InvalidArgument, Path, "Pass -Path with a file system path for the database file."));
-        }
-        Verbose($"Loading into table {tableName} of {store!.Destination}.");
+        var options = LoadingOptions();
+        options.Log = message => messenger.Verbose(message);
+        options.ConfirmSchemaChange = change => messenger.Invoke(() => ShouldProcess(store?.Destination ?? tableName, change), CancellationToken);
+        var destination = ResolveDestination(options, DatabaseAccess.Write);
+        tableName = destination.TableName;
+        store = destination.OpenStore();
+        Verbose($"Loading into table {tableName} of {store.Destination}.");
     }
 
     protected override void ProcessRecord()
@@ -265,10 +169,12 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
                 return;
         }
         errors++;
-        var failure = message is null ? cause : new InvalidOperationException(message, cause);
-        WriteError(Error(failure, "FullStory.ExportFailed", ErrorCategory.WriteError, key,
-            $"Nothing of {key} was written by this load. Fix the cause (connection, permissions, disk space) and run the command again: " +
-            "what is already loaded is recognised and skipped."));
+        // The id stays FullStory.ExportFailed (scripts test it); the category and advice come from what failed.
+        var advice = FailureAdvisor.Describe(cause);
+        var failure = message is null ? advice.Exception : new InvalidOperationException(message, advice.Exception);
+        WriteError(Error(failure, "FullStory.ExportFailed", advice.Kind == FailureKind.Unknown ? ErrorCategory.WriteError : CategoryOf(advice.Kind), key,
+            (advice.RecommendedAction is { } action ? action + " " : "Fix the cause (connection, permissions, disk space). ") +
+            $"Nothing of {key} was written by this load; run the command again: what is already loaded is recognised and skipped."));
     }
 
     /// <summary>The fast path: each bundle downloaded and loaded by the engine's BatchLoader, on the pipeline thread.</summary>
@@ -284,7 +190,7 @@ public sealed class ExportFullStoryEventCommand : FullStoryCmdletBase, IDisposab
             bundleLoader = new BatchLoader(ActiveSession!, store!, m.Observer)
             {
                 ArchiveDirectory = OutDirectory is null ? null : GetUnresolvedProviderPathFromPSPath(OutDirectory),
-                RowProgress = (key, rows) => m.Progress(() => $"{key}: {rows:N0} rows"),
+                RowProgress = (key, rows) => m.Progress(() => $"{key}: {DisplayFormat.Count(rows, "row")}"),
             };
         }
         foreach (var bundle in bundles)

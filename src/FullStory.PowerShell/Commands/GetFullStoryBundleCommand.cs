@@ -11,12 +11,14 @@ public sealed class GetFullStoryBundleCommand : FullStorySessionCmdlet
 {
     private static int deprecationWarned;
 
-    /// <summary>Bundles that end after this time (default: one year ago). A DateTime without a kind is taken as UTC.</summary>
+    /// <summary>Bundles that end after this time (default: one year ago). A DateTime, DateTimeOffset, event timestamp or ISO 8601 string (UTC without an offset).</summary>
     [Parameter(Position = 0)]
+    [UtcTimeTransformation]
     public DateTime? Start { get; set; }
 
     /// <summary>Bundles that start before this time (applied here: FullStory's list has no end).</summary>
     [Parameter(Position = 1)]
+    [UtcTimeTransformation]
     public DateTime? End { get; set; }
 
     protected override void EndProcessing()
@@ -24,7 +26,7 @@ public sealed class GetFullStoryBundleCommand : FullStorySessionCmdlet
         var start = Start is { } s ? AsUtc(s) : DateTimeOffset.UtcNow.AddYears(-1);
         DateTimeOffset? end = End is { } e ? AsUtc(e) : null;
         if (end is not null && end <= start)
-            ThrowTerminatingError(Error(new ArgumentException($"-End ({end:u}) must be after -Start ({start:u})."), "FullStory.InvalidRange", ErrorCategory.InvalidArgument, End));
+            ThrowTerminatingError(Error(new ArgumentException($"-End ({DisplayFormat.Time(end)}) must be after -Start ({DisplayFormat.Time(start)})."), "FullStory.InvalidRange", ErrorCategory.InvalidArgument, End));
         WarnLegacyOnce(this);
 
         var messenger = new PipelineMessenger(this, 1, "Listing FullStory bundles");
@@ -35,9 +37,9 @@ public sealed class GetFullStoryBundleCommand : FullStorySessionCmdlet
             {
                 messenger.Drain();
                 WriteObject(bundle);
-                messenger.Progress($"{++count} bundles");
+                messenger.Progress(DisplayFormat.Count(++count, "bundle"));
             }
-            Verbose($"Listed {count} bundles from {start:u}{(end is null ? "" : $" to {end:u}")}.");
+            Verbose($"Listed {DisplayFormat.Count(count, "bundle")} from {DisplayFormat.Time(start)}{(end is null ? "" : $" to {DisplayFormat.Time(end)}")}.");
         }
         catch (Exception ex) when (!IsStopping(ex) && ex is not PipelineStoppedException)
         {
@@ -50,10 +52,11 @@ public sealed class GetFullStoryBundleCommand : FullStorySessionCmdlet
         }
     }
 
-    /// <summary>FullStory has deprecated the legacy bundle API in favour of Segment Export; say so once per process.</summary>
+    internal const string LegacyApiWarning = "FullStory has deprecated the legacy bundle export API. It still works; to use the current Segment Export API instead, pass -Start and -End to Receive-FullStoryEvent, or -Api SegmentExport to Sync-FullStoryEvent.";
+
+    /// <summary>FullStory has deprecated the legacy bundle API in favour of Segment Export; say so once per PowerShell session (process).</summary>
     internal static void WarnLegacyOnce(Cmdlet cmdlet)
     {
-        if (Interlocked.Exchange(ref deprecationWarned, 1) == 0)
-            cmdlet.WriteWarning("FullStory has deprecated the legacy bundle export API. It still works; to use the current Segment Export API instead, pass -Start and -End to Receive-FullStoryEvent, or -Api SegmentExport to Sync-FullStoryEvent.");
+        if (Interlocked.Exchange(ref deprecationWarned, 1) == 0) cmdlet.WriteWarning(LegacyApiWarning);
     }
 }

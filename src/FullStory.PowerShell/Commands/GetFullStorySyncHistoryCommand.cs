@@ -10,28 +10,10 @@ namespace FullStory.PowerShell.Commands;
 /// logs and loading reports): one record per run with its outcome, batches, rows, bytes, retries, error and how far the
 /// data went, newest first. Needs no FullStory session.
 /// </summary>
-[Cmdlet(VerbsCommon.Get, "FullStorySyncHistory", DefaultParameterSetName = SyncFullStoryEventCommand.SqliteSet)]
+[Cmdlet(VerbsCommon.Get, "FullStorySyncHistory", DefaultParameterSetName = SqliteSet)]
 [OutputType(typeof(SyncRunRecord))]
-public sealed class GetFullStorySyncHistoryCommand : FullStoryCmdletBase
+public sealed class GetFullStorySyncHistoryCommand : FullStoryDestinationCmdlet
 {
-    /// <summary>The SQLite database file. Default: fullstory.db in the current location.</summary>
-    [Parameter(Position = 0, ParameterSetName = SyncFullStoryEventCommand.SqliteSet)]
-    [Alias("Database")]
-    public string? Path { get; set; }
-
-    /// <summary>A SQL Server (or compatible) connection string.</summary>
-    [Parameter(Mandatory = true, ParameterSetName = SyncFullStoryEventCommand.SqlServerSet)]
-    public string? ConnectionString { get; set; }
-
-    /// <summary>Only the runs into this table (all tables of the database when not given).</summary>
-    [Parameter]
-    [ArgumentCompleter(typeof(Completers.TableCompleter))]
-    public string? Table { get; set; }
-
-    /// <summary>SQL Server schema of -Table (default dbo).</summary>
-    [Parameter(ParameterSetName = SyncFullStoryEventCommand.SqlServerSet)]
-    public string? Schema { get; set; }
-
     /// <summary>How many runs to show, newest first (default 20).</summary>
     [Parameter]
     [ValidateRange(1, int.MaxValue)]
@@ -40,22 +22,13 @@ public sealed class GetFullStorySyncHistoryCommand : FullStoryCmdletBase
     protected override void EndProcessing()
     {
         DebugInvocation();
-        SyncDestination destination = null!;
-        try
-        {
-            destination = SyncDestinations.Resolve(this, ParameterSetName, Path, ConnectionString, Table ?? "events", Schema, 10000, false);
-        }
-        catch (InvalidDestinationException ex)
-        {
-            ThrowTerminatingError(Error(ex.InnerException!, ex.ErrorId, ErrorCategory.InvalidArgument, ex.Target, ex.Action));
-        }
-
+        var destination = ResolveDestination(new EventStoreOptions(), DatabaseAccess.Read);
         try
         {
             using var store = destination.OpenStore();
             Verbose($"Reading the sync history of {store.Destination}.");
-            // The history table is shared by every table of the database: filter when one was asked for.
-            var runs = MyInvocation.BoundParameters.ContainsKey(nameof(Table))
+            // The history is shared by every table of the destination: filter when one was asked for.
+            var runs = Table is not null
                 ? store.GetRuns(int.MaxValue).Where(r => string.Equals(r.Table, destination.TableName, StringComparison.OrdinalIgnoreCase)).Take(Last)
                 : store.GetRuns(Last);
             foreach (var run in runs) WriteObject(run);

@@ -32,12 +32,14 @@ public sealed class ReceiveFullStoryEventCommand : FullStorySessionCmdlet
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = IdSet)]
     public long[]? Id { get; set; }
 
-    /// <summary>Start of the Segment Export window (EventStart at or after it). A DateTime without a kind is taken as UTC.</summary>
+    /// <summary>Start of the Segment Export window (EventStart at or after it). A DateTime, DateTimeOffset, event timestamp or ISO 8601 string (UTC without an offset).</summary>
     [Parameter(Mandatory = true, ParameterSetName = ExportSet)]
+    [UtcTimeTransformation]
     public DateTime Start { get; set; }
 
     /// <summary>End of the Segment Export window (EventStart before it).</summary>
     [Parameter(Mandatory = true, ParameterSetName = ExportSet)]
+    [UtcTimeTransformation]
     public DateTime End { get; set; }
 
     /// <summary>The segment to export: everyone (all data) or a saved segment's id.</summary>
@@ -104,7 +106,7 @@ public sealed class ReceiveFullStoryEventCommand : FullStorySessionCmdlet
     protected override void EndProcessing()
     {
         messenger?.Complete();
-        Verbose($"Wrote {eventsWritten:N0} events.");
+        Verbose($"Wrote {DisplayFormat.Count(eventsWritten, "event")}.");
     }
 
     private string? ArchiveDirectory => OutDirectory is null ? null : GetUnresolvedProviderPathFromPSPath(OutDirectory);
@@ -183,7 +185,7 @@ public sealed class ReceiveFullStoryEventCommand : FullStorySessionCmdlet
     private bool Stream(Func<IEnumerable<FullStoryEvent>> source, string what, object target, bool terminating = true)
     {
         long before = eventsWritten;
-        Func<string> status = () => $"{what}: {eventsWritten - before:N0} events"; // made once: Progress runs per event
+        Func<string> status = () => $"{what}: {DisplayFormat.Count(eventsWritten - before, "event")}"; // made once: Progress runs per event
         try
         {
             // Download and parse on a worker thread while this one writes to the pipeline: the two overlap.
@@ -203,7 +205,7 @@ public sealed class ReceiveFullStoryEventCommand : FullStorySessionCmdlet
             return false;
         }
         messenger!.Drain();
-        Verbose($"{what}: {eventsWritten - before:N0} events.");
+        Verbose($"{what}: {DisplayFormat.Count(eventsWritten - before, "event")}.");
         return true;
     }
 

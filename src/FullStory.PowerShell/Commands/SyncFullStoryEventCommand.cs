@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using FullStory.Engine.Diagnostics;
 using FullStory.Engine.Loading;
 using FullStory.Engine.Sync;
 using FullStory.PowerShell.Infrastructure;
@@ -17,49 +18,11 @@ namespace FullStory.PowerShell.Commands;
 [Cmdlet(VerbsData.Sync, "FullStoryEvent", DefaultParameterSetName = SqliteSet)]
 [Alias("Sync-FullStoryEvents")]
 [OutputType(typeof(SyncSummary))]
-public sealed class SyncFullStoryEventCommand : FullStorySessionCmdlet
+public sealed class SyncFullStoryEventCommand : FullStoryLoadingCmdlet
 {
-    internal const string SqliteSet = "Sqlite";
-    internal const string SqlServerSet = "SqlServer";
-
-    /// <summary>The SQLite database file; created when missing. Default: fullstory.db in the current location.</summary>
-    [Parameter(Position = 0, ParameterSetName = SqliteSet)]
-    [Alias("Database")]
-    public string? Path { get; set; }
-
-    /// <summary>A SQL Server (or compatible) connection string. Its password is never shown.</summary>
-    [Parameter(Mandatory = true, ParameterSetName = SqlServerSet)]
-    public string? ConnectionString { get; set; }
-
-    /// <summary>The table to load into (default events); created when missing.</summary>
+    /// <summary>Where the FIRST run starts (default: one year ago). Later runs continue from the destination's bookmark. A DateTime, DateTimeOffset, event timestamp or ISO 8601 string (UTC without an offset).</summary>
     [Parameter]
-    [ArgumentCompleter(typeof(Completers.TableCompleter))]
-    public string Table { get; set; } = "events";
-
-    /// <summary>SQL Server schema (default dbo); it must exist.</summary>
-    [Parameter(ParameterSetName = SqlServerSet)]
-    public string? Schema { get; set; }
-
-    /// <summary>Rows per SqlBulkCopy round trip (SQL Server). A batch always commits as a whole.</summary>
-    [Parameter]
-    [ValidateRange(1, 10_000_000)]
-    public int BatchSize { get; set; } = 10000;
-
-    /// <summary>
-    /// SQL Server: how long the server may take to answer a statement, or to take more rows of the bulk copy, before the
-    /// batch fails and is rolled back (default 5 minutes). Not a limit on a whole batch, which takes as long as its data needs.
-    /// </summary>
-    [Parameter(ParameterSetName = SqlServerSet)]
-    [TimeSpanArgument]
-    [ValidatePositiveTimeSpan]
-    public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromMinutes(5);
-
-    /// <summary>Also give every custom var a typed column of its own; CustomVars keeps them all anyway.</summary>
-    [Parameter]
-    public SwitchParameter CustomVarColumns { get; set; }
-
-    /// <summary>Where the FIRST run starts (default: one year ago). Later runs continue from the destination's bookmark. A DateTime without a kind is taken as UTC.</summary>
-    [Parameter]
+    [UtcTimeTransformation]
     public DateTime? Start { get; set; }
 
     /// <summary>Bundles (the legacy export, default) or SegmentExport (FullStory's current API, in time windows).</summary>
@@ -99,12 +62,18 @@ public sealed class SyncFullStoryEventCommand : FullStorySessionCmdlet
 
     protected override void EndProcessing()
     {
-        SyncDestination destination = null!;
-        try { destination = SyncDestinations.Resolve(this, ParameterSetName, Path, ConnectionString, Table, Schema, BatchSize, CustomVarColumns, CommandTimeout); }
-        catch (InvalidDestinationException ex) { ThrowTerminatingError(Error(ex.InnerException!, ex.ErrorId, ErrorCategory.InvalidArgument, ex.Target, ex.Action)); }
+        UseSession(Session);
+        ThrowIfNoSession();
+        var destination = ResolveDestination(LoadingOptions(), DatabaseAccess.Write);
         if (Lag < TimeSpan.Zero || LockWait < TimeSpan.Zero)
             ThrowTerminatingError(Error(new ArgumentException("-Lag and -LockWait must not be negative."), "FullStory.InvalidArgument", ErrorCategory.InvalidArgument, null));
-        if (Api == SyncApi.Bundles) GetFullStoryBundleCommand.WarnLegacyOnce(this);
+        if (Start is { } first && AsUtc(first) > DateTimeOffset.UtcNow)
+        {
+            ThrowTerminatingError(Error(new ArgumentException($"-Start {DisplayFormat.Time(first)} is in the future: FullStory has no data after it yet, so every run would load nothing."),
+                "FullStory.InvalidArgument", ErrorCategory.InvalidArgument, Start,
+                "Pass the time the first run should start from, in the past (e.g. -Start (Get-Date).AddDays(-30)), or leave -Start out for one year ago."));
+        }
+        if (Api == SyncApi.Bundles) NoteLegacyApi(destination);
 
         var messenger = new PipelineMessenger(this, 3, $"Syncing FullStory events ({Api})");
         // Messages are best effort: once Ctrl+C is pressed PowerShell refuses every Write, and a refused message must not
@@ -140,9 +109,12 @@ public sealed class SyncFullStoryEventCommand : FullStorySessionCmdlet
         WriteObject(summary);
         if (summary.Outcome == "Failed")
         {
+            // The id stays FullStory.SyncFailed (scripts test it); the category and advice come from what failed.
+            var advice = summary.GetFailure() is { } failure ? FailureAdvisor.Describe(failure) : null;
             string which = summary.RunId is { } id ? $"(run {id})" : "before it could be recorded";
             ThrowTerminatingError(Error(new InvalidOperationException($"Sync-FullStoryEvent failed {which}: {summary.Message ?? summary.Error}"),
-                "FullStory.SyncFailed", ErrorCategory.NotSpecified, summary.Destination,
+                "FullStory.SyncFailed", advice is null ? ErrorCategory.NotSpecified : CategoryOf(advice.Kind), summary.Destination,
+                (advice?.RecommendedAction is { } action ? action + " " : "") +
                 "See the summary and Get-FullStorySyncHistory; the next run retries the batch that failed and never loads a batch twice."));
         }
     }
@@ -161,64 +133,29 @@ public sealed class SyncFullStoryEventCommand : FullStorySessionCmdlet
         }
         if (p.InFlight == 0 && p.Waiting is null)
         {
-            messenger.Progress($"{p.BatchKey} (batch {p.BatchNumber} of {p.BatchCount}): {p.Rows:N0} rows", p.PercentComplete, force: p.Rows == 0);
+            messenger.Progress($"{p.BatchKey} (batch {p.BatchNumber} of {p.BatchCount}): {DisplayFormat.Count(p.Rows, "row")}", p.PercentComplete, force: p.Rows == 0);
             return;
         }
         int percent = p.BatchCount <= 0 ? -1 : (int)Math.Clamp(100L * p.Loaded / p.BatchCount, 0, 100);
-        string now = p.Waiting ?? $"loading {p.BatchKey}: {p.Rows:N0} rows";
+        string now = p.Waiting ?? $"loading {p.BatchKey}: {DisplayFormat.Count(p.Rows, "row")}";
         int seconds = p.Remaining is { } r ? (int)Math.Min(int.MaxValue, r.TotalSeconds) : -1;
-        messenger.Progress($"{p.Loaded} of {p.BatchCount} windows loaded, {p.InFlight} in flight, {p.RowsLoaded:N0} rows; {now}", percent, force: p.Rows == 0, secondsRemaining: seconds);
+        messenger.Progress($"{p.Loaded} of {p.BatchCount} windows loaded, {p.InFlight} in flight, {DisplayFormat.Count(p.RowsLoaded, "row")}; {now}", percent, force: p.Rows == 0, secondsRemaining: seconds);
     }
-}
 
-/// <summary>Destination parameters shared by Sync-FullStoryEvent and Get-FullStorySyncHistory (as Export-FullStoryEvent takes them).</summary>
-internal static class SyncDestinations
-{
-    public static SyncDestination Resolve(PSCmdlet cmdlet, string parameterSet, string? path, string? connectionString, string table, string? schema,
-        int batchSize, bool customVarColumns, TimeSpan? commandTimeout = null)
+    /// <summary>
+    /// The legacy-API deprecation warning once per destination, on its first bundle sync: a scheduled run is a new process
+    /// every time, and a warning in every run's log is noise. Later runs say it as verbose text.
+    /// </summary>
+    private void NoteLegacyApi(SyncDestination destination)
     {
-        var options = new EventStoreOptions { Schema = schema, BatchSize = batchSize, CustomVarColumns = customVarColumns };
-        if (commandTimeout is { } timeout) { options.CommandTimeout = timeout; options.BulkCopyTimeout = timeout; }
+        bool loadedBefore;
         try
         {
-            options.Table = Identifiers.ValidateName(table, "Table");
-            SyncDestination destination;
-            if (parameterSet == SyncFullStoryEventCommand.SqlServerSet)
-            {
-                destination = SyncDestination.SqlServer(connectionString!, options);
-            }
-            else
-            {
-                destination = SyncDestination.Sqlite(DatabasePath.Resolve(cmdlet, path), options);
-            }
-            // Validates the table, schema and connection string now (nothing is opened or created yet).
-            destination.OpenStore().Dispose();
-            return destination;
+            using var store = destination.OpenStore();
+            loadedBefore = store.GetLoadedBatches().Any(b => b.Key.StartsWith("bundle:", StringComparison.Ordinal));
         }
-        catch (ArgumentException ex) when (ex.ParamName is "Table" or "Schema")
-        {
-            throw Terminate(cmdlet, ex, ex.ParamName == "Table" ? "FullStory.InvalidTable" : "FullStory.InvalidSchema", ex.ParamName == "Table" ? table : schema,
-                $"Pass another -{ex.ParamName}.");
-        }
-        catch (ArgumentException ex) when (ex.ParamName == "connectionString")
-        {
-            throw Terminate(cmdlet, ex, "FullStory.InvalidConnectionString", null,
-                "Check -ConnectionString, e.g. 'Server=host;Database=db;Integrated Security=true;TrustServerCertificate=true'.");
-        }
-        catch (Exception ex) when (ex is ArgumentException or NotSupportedException or IOException)
-        {
-            throw Terminate(cmdlet, ex, "FullStory.InvalidPath", path, "Pass -Path with a file system path for the database file.");
-        }
+        catch (Exception) { loadedBefore = false; } // the run itself reports why the destination cannot be read
+        if (loadedBefore) Verbose(GetFullStoryBundleCommand.LegacyApiWarning);
+        else GetFullStoryBundleCommand.WarnLegacyOnce(this);
     }
-
-    private static Exception Terminate(PSCmdlet cmdlet, Exception ex, string id, object? target, string action) =>
-        new InvalidDestinationException(ex, id, target, action);
-}
-
-/// <summary>A destination parameter that cannot work; the cmdlet turns it into a terminating error with <see cref="ErrorId"/>.</summary>
-internal sealed class InvalidDestinationException(Exception inner, string errorId, object? target, string action) : Exception(inner.Message, inner)
-{
-    public string ErrorId { get; } = errorId;
-    public object? Target { get; } = target;
-    public string Action { get; } = action;
 }

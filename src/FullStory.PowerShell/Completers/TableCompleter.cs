@@ -8,7 +8,8 @@ namespace FullStory.PowerShell.Completers;
 /// <summary>
 /// Tab completion for -Table: the tables already in the SQLite database named by -Path (resolved against the current
 /// location, opened read-only, never created), or "events" (the default table) when there is no -Path, it does not
-/// exist yet, or the destination is SQL Server (-ConnectionString: completion never connects to a server).
+/// exist yet, or the destination is SQL Server (-ConnectionString: completion never connects to a server). With
+/// -ParquetPath, the table folders of the lake.
 /// </summary>
 public sealed class TableCompleter : IArgumentCompleter
 {
@@ -18,7 +19,14 @@ public sealed class TableCompleter : IArgumentCompleter
         CommandAst commandAst, IDictionary fakeBoundParameters)
     {
         var tables = new List<string>();
-        if (fakeBoundParameters is not null && !fakeBoundParameters.Contains("ConnectionString"))
+        if (fakeBoundParameters is not null && fakeBoundParameters.Contains("ParquetPath"))
+        {
+            // A lake folder's tables are its folders that hold Parquet files (not the module's _fullstory).
+            if (fakeBoundParameters["ParquetPath"] is string lake && Resolve(lake) is { } folder && Directory.Exists(folder))
+                tables.AddRange(Directory.EnumerateDirectories(folder).Select(Path.GetFileName).OfType<string>()
+                    .Where(n => !n.StartsWith('_') && !n.StartsWith('.')).Order(StringComparer.OrdinalIgnoreCase));
+        }
+        else if (fakeBoundParameters is not null && !fakeBoundParameters.Contains("ConnectionString"))
         {
             string? path = fakeBoundParameters.Contains("Path") ? fakeBoundParameters["Path"] as string
                 : fakeBoundParameters.Contains("Database") ? fakeBoundParameters["Database"] as string : null;

@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using FullStory.Engine.Api;
+using FullStory.Engine.Diagnostics;
 
 namespace FullStory.PowerShell.Infrastructure;
 
@@ -62,23 +63,57 @@ public abstract class FullStoryCmdletBase : PSCmdlet, IDisposable
         string message = Redact(exception.Message);
         var safe = message == exception.Message ? exception : new InvalidOperationException(message);
         var record = new ErrorRecord(safe, errorId, category, target);
-        if (recommendedAction is not null) record.ErrorDetails = new ErrorDetails(message) { RecommendedAction = recommendedAction };
+        // Shown instead of the exception's text: without ArgumentException's " (Parameter 'x')" tail, which names a C# parameter.
+        string shown = exception is ArgumentException { ParamName: { } name } ? message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal) : message;
+        if (recommendedAction is not null || shown != message) record.ErrorDetails = new ErrorDetails(shown) { RecommendedAction = recommendedAction };
         return record;
     }
 
-    /// <summary>Maps the engine's failures to ErrorRecords with stable ids and a category PowerShell users can filter on.</summary>
-    protected ErrorRecord ToErrorRecord(Exception ex, object? target) => ex switch
+    /// <summary>
+    /// Maps a failure (the engine's, SQLite's, SQL Server's, the file system's) to an ErrorRecord: wrappers such as
+    /// AggregateException removed, a stable FullStory.* id, a category PowerShell users can filter on, and what to do.
+    /// </summary>
+    protected ErrorRecord ToErrorRecord(Exception ex, object? target)
     {
-        FullStoryExportFailedException => Error(ex, "FullStory.ExportFailed", ErrorCategory.InvalidResult, target),
-        FullStoryApiException { IsAuthenticationFailure: true } => Error(ex, "FullStory.AuthenticationFailed", ErrorCategory.AuthenticationError, target,
-            "Check the API key (Connect-FullStory) and that the FullStory account has the Data Export add-on."),
-        FullStoryApiException { StatusCode: System.Net.HttpStatusCode.NotFound } => Error(ex, "FullStory.NotFound", ErrorCategory.ObjectNotFound, target),
-        FullStoryApiException => Error(ex, "FullStory.ApiError", ErrorCategory.ConnectionError, target),
-        FullStory.Engine.Events.EventDataException => Error(ex, "FullStory.InvalidEventData", ErrorCategory.InvalidData, target),
-        ArgumentException => Error(ex, "FullStory.InvalidArgument", ErrorCategory.InvalidArgument, target),
-        UnauthorizedAccessException or IOException => Error(ex, "FullStory.FileError", ErrorCategory.WriteError, target),
-        _ => Error(ex, "FullStory.Failed", ErrorCategory.NotSpecified, target),
+        if (ex is DatabasePathException path) return Error(path, path.ErrorId, path.Category, path.Target, path.RecommendedAction);
+        var advice = FailureAdvisor.Describe(ex);
+        return Error(advice.Exception, advice.ErrorId, CategoryOf(advice.Kind), target, advice.RecommendedAction);
+    }
+
+    /// <summary>The PowerShell error category for a kind of failure.</summary>
+    protected static ErrorCategory CategoryOf(FailureKind kind) => kind switch
+    {
+        FailureKind.Authentication => ErrorCategory.AuthenticationError,
+        FailureKind.NotFound => ErrorCategory.ObjectNotFound,
+        FailureKind.Connection => ErrorCategory.ConnectionError,
+        FailureKind.InvalidData => ErrorCategory.InvalidData,
+        FailureKind.InvalidResult => ErrorCategory.InvalidResult,
+        FailureKind.InvalidArgument => ErrorCategory.InvalidArgument,
+        FailureKind.PermissionDenied => ErrorCategory.PermissionDenied,
+        FailureKind.ResourceBusy => ErrorCategory.ResourceBusy,
+        FailureKind.ResourceUnavailable => ErrorCategory.ResourceUnavailable,
+        FailureKind.WriteError => ErrorCategory.WriteError,
+        _ => ErrorCategory.NotSpecified,
     };
+
+    /// <summary>Makes <paramref name="explicitSession"/> (-Session), or else the runspace's default session, the active one (null when there is none).</summary>
+    protected void UseSession(FullStorySession? explicitSession)
+    {
+        ActiveSession = explicitSession ?? DefaultSessionStore.Get();
+        DebugInvocation();
+        if (ActiveSession is not null)
+            Debug($"Using {(explicitSession is null ? "the default session" : "-Session")}: {ActiveSession}; retries: {ActiveSession.Retry.MaxAttempts} attempts from {ActiveSession.Retry.BaseDelay}, export polls every {ActiveSession.Retry.PollInterval}.");
+    }
+
+    protected void ThrowIfNoSession()
+    {
+        if (ActiveSession is not null) return;
+        ThrowTerminatingError(new ErrorRecord(
+            new InvalidOperationException("There is no FullStory session. Run Connect-FullStory -ApiKey <key> first, or pass -Session."),
+            "FullStory.NotConnected", ErrorCategory.ConnectionError, null));
+    }
+
+    protected FullStorySession CurrentSession => ActiveSession!;
 
     /// <summary>After Ctrl+C the engine throws OperationCanceledException; PowerShell expects the pipeline to stop quietly.</summary>
     protected bool IsStopping(Exception ex) => ex is OperationCanceledException && CancellationToken.IsCancellationRequested;
@@ -99,25 +134,13 @@ public abstract class FullStorySessionCmdlet : FullStoryCmdletBase
 
     /// <summary>
     /// False for parameter sets that work offline (e.g. reading local files). Checked in BeginProcessing, where a set bound
-    /// from pipeline input is not known yet: such cmdlets answer false then and call <see cref="ThrowIfNoSession"/> later.
+    /// from pipeline input is not known yet: such cmdlets answer false then and call <see cref="FullStoryCmdletBase.ThrowIfNoSession"/> later.
     /// </summary>
     protected virtual bool RequiresSession => true;
 
     protected override void BeginProcessing()
     {
-        ActiveSession = Session ?? DefaultSessionStore.Get();
-        DebugInvocation();
-        if (ActiveSession is not null) Debug($"Using {(Session is null ? "the default session" : "-Session")}: {ActiveSession}; retries: {ActiveSession.Retry.MaxAttempts} attempts from {ActiveSession.Retry.BaseDelay}, export polls every {ActiveSession.Retry.PollInterval}.");
+        UseSession(Session);
         if (RequiresSession) ThrowIfNoSession();
     }
-
-    protected void ThrowIfNoSession()
-    {
-        if (ActiveSession is not null) return;
-        ThrowTerminatingError(new ErrorRecord(
-            new InvalidOperationException("There is no FullStory session. Run Connect-FullStory -ApiKey <key> first, or pass -Session."),
-            "FullStory.NotConnected", ErrorCategory.ConnectionError, null));
-    }
-
-    protected FullStorySession CurrentSession => ActiveSession!;
 }
