@@ -50,20 +50,27 @@ Describe 'Format views' {
         $names[-3..-1] | Should -Be @('CustomVars', 'Source', 'SourceIndex')
         ($events[1] | Format-List SourceIndex | Out-String) | Should -Match 'SourceIndex : 1\b'
     }
-    It 'LoadReport: batch, table, rows, MB, seconds, already loaded' {
+    It 'LoadReport: batch, table, rows, MB, seconds, already loaded, complete' {
         $reports = Get-FullStoryBundle -Start '2000-01-01' | Export-FullStoryEvent -Path $Db
         $reports[0].GetType().FullName | Should -Be 'FullStory.Engine.Loading.LoadReport'
         $text = $reports | Out-String -Width 200
-        Get-Header $text | Should -Be @('BatchKey', 'Table', 'Rows', 'MB', 'Seconds', 'AlreadyLoaded')
-        $text | Should -Match 'bundle:\d+\s+events\s+40\s+\d+\.\d\d\s+\d+\.\d\s+False'
+        Get-Header $text | Should -Be @('BatchKey', 'Table', 'Rows', 'MB', 'Seconds', 'AlreadyLoaded', 'Complete')
+        $text | Should -Match 'bundle:\d+\s+events\s+40\s+\d+\.\d\d\s+\d+\.\d\s+False\s+True'
         $text | Should -Not -Match 'Destination|ColumnsAdded'
+    }
+    It 'LoadReport: a later, wider value is not cut (every column has a width, so pwsh does not size the table to the first rows)' {
+        $type = ([AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'FullStory.Engine' }).GetType('FullStory.Engine.Loading.LoadReport', $true)
+        $new = { param($key, $rows) [Activator]::CreateInstance($type, @($key, 'sqlite:/x.db', 'events', [long]$rows, [long]0, [timespan]::FromSeconds(1), $false, [string[]]@(), [datetimeoffset]::UtcNow, $false, [long]0, [long]0)) }
+        $text = @((& $new 'bundle:1' 5), (& $new 'export:everyone:2026-11-20T00:00:00Z/2026-11-27T00:00:00Z' 1234567)) | Out-String -Width 200
+        $text | Should -Match 'export:everyone:2026-11-20T00:00:00Z/2026-11-27T00:00:00Z\s+events\s+1234567\s'
+        $text | Should -Not -Match '…'
     }
     It 'LoadReport of piped events: MB is blank (the bytes are unknown there), not 0.0' {
         $sample = Join-Path (Get-RepoRoot) 'tests/data/samples/bundle-legacy-fields.json'
         $report = Receive-FullStoryEvent -Path $sample | Export-FullStoryEvent -Path (Join-Path $Dir 'piped.db')
         $report.Bytes | Should -Be 0
         $line = ($report | Out-String -Width 250) -split "`r?`n" | Where-Object { $_ -match '^file:' }
-        $line | Should -Match 'events\s+144\s+\d+\.\d\s+False\s*$'
+        $line | Should -Match 'events\s+144\s+\d+\.\d\s+False\s+True\s*$'
         $line | Should -Not -Match '0\.0\d?\s+\d+\.\d\s+False'
     }
     It 'SyncSummary: run, outcome, batches, rows, duration, data through, up to date, message (not "Error" on success)' {

@@ -152,7 +152,10 @@ Import-Module '$ModulePath'; $Connect
     It 'says a run that cannot write its destination is not recorded, never "run 0"' {
         Connect-FullStory -ApiKey $Emulator.ApiKey -BaseUri $Emulator.BaseUri
         $err = $null
-        try { Sync-FullStoryEvent -Path $Dir -Api SegmentExport | Out-Null } catch { $err = $_ }
+        # A file that is not a SQLite database: the destination cannot be written at all, not even its run history.
+        $notADatabase = Join-Path $Dir 'not-a-database.db'
+        Set-Content $notADatabase ('this is not SQLite ' * 100)
+        try { Sync-FullStoryEvent -Path $notADatabase -Api SegmentExport | Out-Null } catch { $err = $_ }
         $err.FullyQualifiedErrorId | Should -BeLike 'FullStory.SyncFailed*'
         $err.Exception.Message | Should -Match 'before it could be recorded'
         $err.Exception.Message | Should -Match 'not in the run history'

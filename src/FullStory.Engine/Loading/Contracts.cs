@@ -114,6 +114,9 @@ public interface IEventStore : IDisposable
     /// <summary>Printable, never a password: "sqlite:/abs/path/fullstory.db" or "sqlserver:server/database".</summary>
     string Destination { get; }
 
+    /// <summary>The events table as reports show it: "events", or "schema.events" on SQL Server.</summary>
+    string TableName { get; }
+
     bool IsLoaded(string batchKey);
 
     /// <summary>Every batch recorded for the table, oldest first: the database is the bookmark.</summary>

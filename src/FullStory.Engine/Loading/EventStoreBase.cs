@@ -29,6 +29,7 @@ internal abstract class EventStoreBase : IEventStore
     protected abstract string DisplayTable { get; }
 
     public abstract string Destination { get; }
+    public string TableName => DisplayTable;
     public abstract bool IsLoaded(string batchKey);
     public abstract IReadOnlyList<LoadedBatch> GetLoadedBatches();
     public abstract long BeginRun(SyncRunRecord run);

@@ -92,7 +92,7 @@ public sealed class BatchLoader
         report = null!;
         if (!store.IsLoaded(batch.Key)) return false;
         observer.Log($"{batch.Key} is already loaded into {store.Destination}; not downloaded.");
-        report = new LoadReport(batch.Key, store.Destination, "", 0, 0, TimeSpan.Zero, alreadyLoaded: true, Array.Empty<string>(), DateTimeOffset.UtcNow);
+        report = new LoadReport(batch.Key, store.Destination, store.TableName, 0, 0, TimeSpan.Zero, alreadyLoaded: true, Array.Empty<string>(), DateTimeOffset.UtcNow);
         return true;
     }
 
