@@ -303,9 +303,16 @@ internal sealed class SqlServerEventStore : EventStoreBase
         private SqlServerStatements Sql => store.sql;
 
         public override StateTableShape GetStateTableShape() => store.StateShape(c, tx, ct);
-        public override void CreateStateTable() => store.Execute(c, tx, Sql.CreateStateTable, ct);
+        public override void CreateStateTable()
+        {
+            store.TakeBookkeepingLock(c, tx!, ct);
+            if (store.StateShape(c, tx, ct) == StateTableShape.Missing) store.Execute(c, tx, Sql.CreateStateTable, ct);
+        }
+
         public override void AddStateCompleteness()
         {
+            store.TakeBookkeepingLock(c, tx!, ct);
+            if (store.StateShape(c, tx, ct) != StateTableShape.WithoutCompleteness) return;
             store.Execute(c, tx, Sql.AddStateCompleteness, ct);
             store.Execute(c, tx, Sql.AddStateSourceEvents, ct);
         }
@@ -487,11 +494,31 @@ internal sealed class SqlServerEventStore : EventStoreBase
         }
     }
 
+    /// <summary>
+    /// The state and run tables are shared by every events table of the schema, so the load lock of one table does not
+    /// cover them: creating or altering one takes this lock (until the transaction ends) and checks again under it, so
+    /// two first loads of different tables never both create it.
+    /// </summary>
+    private void TakeBookkeepingLock(SqlConnection c, SqlTransaction tx, CancellationToken ct)
+    {
+        var cmd = Command(c, tx, sql.GetAppLock, SqlParam.Text("@resource", sql.BookkeepingLockResource, 255), SqlParam.Int("@timeout", lockTimeoutMs));
+        cmd.CommandTimeout = (int)Math.Min(int.MaxValue, (long)commandTimeout + lockTimeoutMs / 1000 + 1);
+        int result = Convert.ToInt32(SqlCancellation.Run(c, cmd, static x => x.ExecuteScalar(), ct));
+        cmd.Dispose();
+        if (result == -1)
+            throw new LoadLockTimeoutException($"the lock for creating the schema's bookkeeping tables (sp_getapplock resource '{sql.BookkeepingLockResource}') " +
+                $"was not granted within {Options.LockTimeout}.");
+        if (result < 0) throw new InvalidOperationException($"Could not take the lock '{sql.BookkeepingLockResource}' (sp_getapplock returned {result}).");
+    }
+
     private void EnsureRunsTable(SqlConnection c)
     {
         if (TableExists(c, null, Identifiers.RunsTable)) return;
         Require($"Create table {sql.Schema}.{Identifiers.RunsTable} (the sync's run history)");
-        Execute(c, null, sql.CreateRunsTable, default);
+        using var tx = c.BeginTransaction(IsolationLevel.ReadCommitted);
+        TakeBookkeepingLock(c, tx, default);
+        if (!TableExists(c, tx, Identifiers.RunsTable)) Execute(c, tx, sql.CreateRunsTable, default);
+        tx.Commit();
     }
 
     private static SqlParameter[] RunParameters(SyncRunRecord run) =>

@@ -35,6 +35,19 @@ public sealed class SqlServerStatements
         }
     }
 
+    /// <summary>
+    /// The sp_getapplock resource for creating or altering the schema's bookkeeping tables (fullstory_sync_state and
+    /// fullstory_sync_runs), which every events table of the schema shares.
+    /// </summary>
+    public string BookkeepingLockResource
+    {
+        get
+        {
+            string r = ("fullstory-bookkeeping:" + Schema).ToLowerInvariant();
+            return r.Length <= 255 ? r : "fullstory-bookkeeping:" + Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(r)));
+        }
+    }
+
     public static string TypeOf(ColumnDef column) => column.Kind switch
     {
         ColumnKind.Int64 => "bigint",

@@ -234,6 +234,42 @@ public sealed class SqlServerFailureTests : IDisposable
         Assert.Equal(2010, Rows());
     }
 
+    [SkippableFact]
+    public void First_loads_of_different_tables_at_once_share_the_bookkeeping_tables_they_create()
+    {
+        SkipIfUnavailable();
+        // A new schema: no state or run table yet, so every load below wants to create them (different tables: different load locks).
+        string schema = "fs_c_" + Guid.NewGuid().ToString("N")[..8];
+        var tables = Enumerable.Range(0, 4).Select(i => $"t{i}").ToList();
+        using (var c = SqlServerTestServer.Open()) new SqlCommand($"EXEC(N'CREATE SCHEMA [{schema}]');", c).ExecuteNonQuery();
+        try
+        {
+            using var start = new Barrier(tables.Count);
+            var loads = tables.Select(t => Task.Run(() =>
+            {
+                using var store = EventStoreFactory.OpenSqlServer(SqlServerTestServer.ConnectionString!, new EventStoreOptions { Table = t, Schema = schema });
+                start.SignalAndWait();
+                var report = store.LoadBatch(new BatchInfo("bundle:1"), LoadingTestData.Synthetic(100));
+                long run = store.BeginRun(new SyncRunRecord { StartedAt = DateTimeOffset.UtcNow, Api = "Bundles", Table = $"{schema}.{t}" });
+                return (report.Rows, run);
+            })).ToArray();
+            Assert.True(Task.WaitAll(loads, Bound), "The loads did not end.");
+            Assert.All(loads, l => Assert.Equal(100, l.Result.Rows));
+            Assert.Equal(tables.Count, loads.Select(l => l.Result.run).Distinct().Count());
+            using var check = SqlServerTestServer.Open();
+            using var state = new SqlCommand($"SELECT COUNT(*) FROM [{schema}].[{Identifiers.StateTable}] WHERE batch_key = N'bundle:1';", check);
+            Assert.Equal(tables.Count, Convert.ToInt32(state.ExecuteScalar()));
+        }
+        finally
+        {
+            using var c = SqlServerTestServer.Open();
+            using (var set = new SqlCommand("SET LOCK_TIMEOUT 60000;", c)) set.ExecuteNonQuery();
+            foreach (var t in tables.Append(Identifiers.StateTable).Append(Identifiers.RunsTable))
+                new SqlCommand($"IF OBJECT_ID(N'[{schema}].[{t}]', N'U') IS NOT NULL DROP TABLE [{schema}].[{t}];", c).ExecuteNonQuery();
+            new SqlCommand($"EXEC(N'DROP SCHEMA [{schema}]');", c).ExecuteNonQuery();
+        }
+    }
+
     public void Dispose()
     {
         foreach (var d in cleanup) { try { d.Dispose(); } catch (Exception) { } }
