@@ -173,7 +173,7 @@ public sealed class IncompatibleTableException : InvalidOperationException
 public sealed class DestinationLoadException : InvalidOperationException
 {
     public DestinationLoadException(string what, string problem, string advice, Exception? inner)
-        : base($"{what} was not loaded: {problem} It was rolled back: nothing of it was written. {advice}", inner)
+        : base($"{what} could not be loaded: {problem} The load was rolled back: nothing of it was written. {advice}", inner)
     {
         What = what;
     }
