@@ -99,17 +99,53 @@ function Get-TrxCounts([string] $Path) {
     [pscustomobject]@{ Passed = [int]$c.passed; Failed = [int]$c.failed + [int]$c.error + [int]$c.timeout + [int]$c.aborted; Skipped = [math]::Max([int]$c.notExecuted, [int]$c.total - [int]$c.executed) }
 }
 
-function Invoke-Test {
-    Invoke-Package
-    Restore-TestTools
-    if (Test-Path $ResultsDir) { Remove-Item $ResultsDir -Recurse -Force }
-    New-Item -ItemType Directory -Force -Path $ResultsDir | Out-Null
-    $env:FULLSTORY_MODULE_PATH = Join-Path $ModuleOut 'FullStory.psd1'
-    $env:FULLSTORY_REPO_ROOT = $Root
+# The SQL Server the tests run against: FULLSTORY_SQLSERVER_CONNECTION_STRING when set; else, when ../shared/tds (the
+# Babelfish stand-in that speaks TDS) is beside the repository, a server of its own started for this run, in a directory
+# and on a port of its own (never the default ones, so other runs and servers are not disturbed). Returns what ran, how
+# to say so, and how to stop it; $null ConnectionString = no server (the SQL Server tests skip, and the run says why).
+function Start-TestSqlServer {
+    if ($env:FULLSTORY_SQLSERVER_CONNECTION_STRING) {
+        return [pscustomobject]@{ ConnectionString = $env:FULLSTORY_SQLSERVER_CONNECTION_STRING; Started = $false; Error = $null
+            Description = 'the server in FULLSTORY_SQLSERVER_CONNECTION_STRING' }
+    }
+    $start = Join-Path $Root '../shared/tds/start-tds-server'
+    if (-not $IsLinux -or -not (Test-Path $start)) {
+        return [pscustomobject]@{ ConnectionString = $null; Started = $false; Error = $null
+            Description = 'none: FULLSTORY_SQLSERVER_CONNECTION_STRING is not set and there is no ../shared/tds/start-tds-server beside the repository' }
+    }
+    $start = (Resolve-Path $start).Path
+    $stop = Join-Path (Split-Path $start) 'stop-tds-server'
+    $dir = Join-Path ([IO.Path]::GetTempPath()) "fullstory-test-tds-$PID"
+    $listener = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
+    $listener.Start(); $port = $listener.LocalEndpoint.Port; $listener.Stop()
+    $server = [pscustomobject]@{ ConnectionString = $null; Started = $true; Error = $null; Directory = $dir; Stop = $stop; Watchdog = $null
+        Description = "the TDS stand-in for SQL Server (Babelfish, ../shared/tds) on 127.0.0.1,$port, started for this run in $dir" }
+    # If this process is killed (no finally runs), a detached watchdog stops the server once it sees this process gone.
+    $quoted = { param($s) "'" + ($s -replace "'", "'\''") + "'" }
+    $watch = "exec </dev/null >/dev/null 2>&1; while kill -0 $PID 2>/dev/null; do sleep 2; done; $(& $quoted $stop) --dir $(& $quoted $dir); rm -rf $(& $quoted $dir)"
+    $psi = [System.Diagnostics.ProcessStartInfo]::new('setsid', [string[]]@('bash', '-c', $watch))
+    $psi.RedirectStandardInput = $true; $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true; $psi.UseShellExecute = $false
+    $server.Watchdog = [System.Diagnostics.Process]::Start($psi)
+    Write-Host "> $start --port $port --dir $dir"
+    $line = & $start --port $port --dir $dir | Select-Object -Last 1
+    if ($LASTEXITCODE -ne 0 -or -not $line) {
+        $server.Error = "start-tds-server failed (exit code $LASTEXITCODE; its messages are above). It needs root the first time, to apt-get install a missing run-time library."
+        return $server
+    }
+    $server.ConnectionString = [string]$line
+    $server
+}
 
-    $results = [System.Collections.Generic.List[object]]::new()
-    $failures = [System.Collections.Generic.List[string]]::new()
+function Stop-TestSqlServer($Server) {
+    if (-not $Server -or -not $Server.Started) { return }
+    Write-Host "> $($Server.Stop) --dir $($Server.Directory)"
+    & $Server.Stop --dir $Server.Directory
+    Remove-Item $Server.Directory -Recurse -Force -ErrorAction SilentlyContinue
+}
 
+# Runs xunit (every *.Tests project under tests/) and Pester (the packaged module in real pwsh processes), adding each
+# one's counts to $results.
+function Invoke-TestSuites($results, $failures) {
     # xunit: every *.Tests project under tests/.
     foreach ($project in Get-ChildItem (Join-Path $Root 'tests') -Recurse -Filter '*.Tests.csproj' | Where-Object BaseName -Like "*$TestFilter*") {
         $trx = "$($project.BaseName).trx"
@@ -151,13 +187,41 @@ Import-Module '$pester'
             $results.Add([pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 })
         }
     }
+}
+
+function Invoke-Test {
+    Invoke-Package
+    Restore-TestTools
+    if (Test-Path $ResultsDir) { Remove-Item $ResultsDir -Recurse -Force }
+    New-Item -ItemType Directory -Force -Path $ResultsDir | Out-Null
+    $env:FULLSTORY_MODULE_PATH = Join-Path $ModuleOut 'FullStory.psd1'
+    $env:FULLSTORY_REPO_ROOT = $Root
+
+    $results = [System.Collections.Generic.List[object]]::new()
+    $failures = [System.Collections.Generic.List[string]]::new()
+
+    $savedConnectionString = $env:FULLSTORY_SQLSERVER_CONNECTION_STRING
+    $sqlServer = $null
+    # finally: the server is stopped however the run ends (tests fail, Ctrl+C stops the script, an error is thrown).
+    try {
+        $sqlServer = Start-TestSqlServer
+        if ($sqlServer.Error) { $failures.Add("SQL Server: $($sqlServer.Error)"); $results.Add([pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }) }
+        $env:FULLSTORY_SQLSERVER_CONNECTION_STRING = $sqlServer.ConnectionString
+        Write-Host "SQL Server for the tests: $($sqlServer.Description)$(if ($sqlServer.Error) { ' - not running: ' + $sqlServer.Error })"
+        Invoke-TestSuites $results $failures
+    }
+    finally {
+        Stop-TestSqlServer $sqlServer
+        $env:FULLSTORY_SQLSERVER_CONNECTION_STRING = $savedConnectionString
+    }
 
     $passed = ($results | Measure-Object Passed -Sum).Sum
     $failed = ($results | Measure-Object Failed -Sum).Sum
     $skipped = ($results | Measure-Object Skipped -Sum).Sum
     $failures | ForEach-Object { Write-Host "FAILED: $_" }
-    if ($env:FULLSTORY_SQLSERVER_CONNECTION_STRING) { Write-Host 'SQL Server tests ran against the server in FULLSTORY_SQLSERVER_CONNECTION_STRING.' }
-    else { Write-Host 'SQL Server tests against a live server were skipped: FULLSTORY_SQLSERVER_CONNECTION_STRING is not set (T-SQL was still checked with ScriptDom).' }
+    if ($sqlServer.ConnectionString) { Write-Host "SQL Server tests ran against $($sqlServer.Description)." }
+    elseif ($sqlServer.Error) { Write-Host "SQL Server tests against a live server were skipped: $($sqlServer.Error)" }
+    else { Write-Host 'SQL Server tests against a live server were skipped: FULLSTORY_SQLSERVER_CONNECTION_STRING is not set and ../shared/tds is not beside the repository (T-SQL was still checked with ScriptDom).' }
     Write-Host ("total: {0} passed, {1} failed, {2} skipped" -f $passed, $failed, $skipped)
     if ($failed -gt 0 -or $passed -eq 0) { exit 1 }
 }
@@ -181,8 +245,20 @@ function Invoke-Bench {
     Invoke-Package
     Invoke-Native dotnet @('build', (Join-Path $Root 'tests/FullStory.Emulator'), '-c', $Configuration, '-nologo', '-v', 'q', '/clp:ErrorsOnly')
     $pwsh = Get-PwshInvocation
-    & $pwsh[0] @($pwsh[1..($pwsh.Count)] | Where-Object { $_ }) -NoProfile -NonInteractive -File (Join-Path $Root 'benchmarks/Invoke-Benchmarks.ps1') -ModulePath (Join-Path $ModuleOut 'FullStory.psd1') -Configuration $Configuration
-    if ($LASTEXITCODE -ne 0) { throw "The benchmarks failed (exit code $LASTEXITCODE)." }
+    # The SQL Server rows load into the same server the tests use (started for this run when ../shared/tds is there).
+    $savedConnectionString = $env:FULLSTORY_SQLSERVER_CONNECTION_STRING
+    $sqlServer = $null
+    try {
+        $sqlServer = Start-TestSqlServer
+        $env:FULLSTORY_SQLSERVER_CONNECTION_STRING = $sqlServer.ConnectionString
+        Write-Host "SQL Server for the benchmarks: $($sqlServer.Description)$(if ($sqlServer.Error) { ' - not running: ' + $sqlServer.Error })"
+        & $pwsh[0] @($pwsh[1..($pwsh.Count)] | Where-Object { $_ }) -NoProfile -NonInteractive -File (Join-Path $Root 'benchmarks/Invoke-Benchmarks.ps1') -ModulePath (Join-Path $ModuleOut 'FullStory.psd1') -Configuration $Configuration
+        if ($LASTEXITCODE -ne 0) { throw "The benchmarks failed (exit code $LASTEXITCODE)." }
+    }
+    finally {
+        Stop-TestSqlServer $sqlServer
+        $env:FULLSTORY_SQLSERVER_CONNECTION_STRING = $savedConnectionString
+    }
 }
 
 foreach ($t in $Task) {

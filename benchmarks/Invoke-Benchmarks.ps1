@@ -11,6 +11,10 @@
     whose exports take 2 seconds and which lets 4 run at once: one window at a time against the default, same run.
 .PARAMETER SegmentExportOnly
     Runs only the Segment Export backfill and replaces its section of the results file, keeping the other rows.
+.PARAMETER SqlServerOnly
+    Runs only the SQL Server cases and replaces their section of the results file, keeping the other rows.
+    The SQL Server cases load into FULLSTORY_SQLSERVER_CONNECTION_STRING (build.ps1 -Task Bench starts the TDS stand-in
+    from ../shared/tds when it is not set); without a server the section says so.
 #>
 param(
     [Parameter(Mandatory)] [string] $ModulePath,
@@ -19,6 +23,7 @@ param(
     [int] $BigEvents = 750000,
     [int] $EventsPerDay = 100,
     [switch] $SegmentExportOnly,
+    [switch] $SqlServerOnly,
     [int] $ColdEvents = 200000,
     # Fresh processes per start-up case; the table shows the median (one shared machine is noisy).
     [int] $StartupRuns = 5,
@@ -59,7 +64,7 @@ $Count
     $r = Invoke-FreshPwsh -Script $script -TimeoutSeconds 3600
     if ($r.ExitCode -ne 0) { throw "$Name failed: $($r.Errors)" }
     $line = ($r.Output -split "`n" | Where-Object { $_ -like 'RESULT *' } | Select-Object -Last 1).Substring(7) | ConvertFrom-Json
-    if ([int64]$line.n -ne $Events) { throw "$Name counted $($line.n) events, expected $Events" }
+    if ([int64]$line.n -ne $Events) { throw "$Name counted $($line.n) events, expected $Events. Output: $($r.Output) $($r.Errors)" }
     $result = [pscustomobject]@{
         Case = $Name; Events = [int64]$line.n; Seconds = [math]::Round($line.s, 2)
         EventsPerSecond = [math]::Round($line.n / $line.s); PeakWorkingSetMB = [math]::Round($line.peak / 1MB)
@@ -130,10 +135,10 @@ function Get-BackfillSection {
     )
 }
 
-if ($SegmentExportOnly) {
-    $section = Get-BackfillSection
+# Replaces the section headed $Heading in the results file with $Section (appended when missing), keeping the rest.
+function Set-ResultsSection([string] $Heading, [string[]] $Section) {
     $existing = if (Test-Path $ResultsPath) { @(Get-Content $ResultsPath) } else { @('# Benchmark results') }
-    $at = [array]::IndexOf($existing, '## Segment Export: a year of backfill')
+    $at = [array]::IndexOf($existing, $Heading)
     if ($at -lt 0) { $kept = $existing + @('') }
     else {
         $next = $at + 1
@@ -141,8 +146,12 @@ if ($SegmentExportOnly) {
         $kept = @($existing[0..($at - 1)]) + @($existing | Select-Object -Skip $next)
         if ($kept[-1] -ne '') { $kept += '' }
     }
-    ($kept + $section) | Set-Content $ResultsPath
+    ($kept + $Section) | Set-Content $ResultsPath
     Write-Host "Wrote $ResultsPath"
+}
+
+if ($SegmentExportOnly) {
+    Set-ResultsSection '## Segment Export: a year of backfill' (Get-BackfillSection)
     return
 }
 
@@ -155,6 +164,95 @@ $bigDecompressed = & {
     try { $buf = [byte[]]::new(1MB); $t = 0L; while (($r = $gz.Read($buf, 0, $buf.Length)) -gt 0) { $t += $r }; $t } finally { $gz.Dispose() }
 }
 $csv = Join-Path $work 'out.csv'
+$benchProject = Join-Path $PSScriptRoot 'FullStory.Benchmarks'
+$benchDll = Join-Path $benchProject "bin/$Configuration/net10.0/FullStory.Benchmarks.dll"
+
+function Invoke-EngineCase([string[]] $Case) {
+    $out = & dotnet $benchDll @Case 2>&1
+    if ($LASTEXITCODE -ne 0) { throw "Engine benchmark $($Case -join ' ') failed: $out" }
+    $row = ($out | Where-Object { $_ -like 'ROW *' } | Select-Object -Last 1).Substring(4) | ConvertFrom-Json
+    Write-Host ($row | Format-Table -HideTableHeaders | Out-String).Trim()
+    $row
+}
+
+# ---------------------------------------------------------------- SQL Server
+# Bundle to SQL Server: the engine next to bundle to SQLite, and in PowerShell the module next to what a user writes today
+# (ConvertFrom-Json into a DataTable, then one SqlBulkCopy: what Write-SqlTableData and Write-DbaDbTableData do), same
+# data, same run, each in a fresh process. The tables are dropped after each case (untimed).
+function Get-SqlServerSection {
+    $heading = @('## SQL Server: bundle to SQL Server', '')
+    $cs = $env:FULLSTORY_SQLSERVER_CONNECTION_STRING
+    if (-not $cs) { return $heading + @('Not measured: no SQL Server (set FULLSTORY_SQLSERVER_CONNECTION_STRING, or run build.ps1 -Task Bench with ../shared/tds beside the repository).') }
+    $version = & {
+        $c = [System.Data.SqlClient.SqlConnection]::new($cs); $c.Open()
+        try { $cmd = $c.CreateCommand(); $cmd.CommandText = 'SELECT @@VERSION'; (([string]$cmd.ExecuteScalar()) -split "`n")[0].Trim() } finally { $c.Dispose() }
+    }
+    $standIn = $version -match 'Babelfish'
+    & dotnet build $benchProject -c $Configuration -nologo -v q /clp:ErrorsOnly | Write-Host
+    if ($LASTEXITCODE -ne 0) { throw 'The engine benchmarks did not build.' }
+
+    $csLiteral = $cs -replace "'", "''"
+    # Counts the rows of a table, then drops it and its bookkeeping rows (run after the timed part).
+    $countAndDrop = {
+        param([string] $Table)
+        @"
+`$c = [System.Data.SqlClient.SqlConnection]::new('$csLiteral'); `$c.Open()
+`$cmd = `$c.CreateCommand(); `$cmd.CommandTimeout = 600; `$cmd.CommandText = 'SELECT COUNT(*) FROM [dbo].[$Table]'; `$n = [long]`$cmd.ExecuteScalar()
+`$cmd.CommandText = "DROP TABLE [dbo].[$Table]; IF OBJECT_ID(N'dbo.fullstory_sync_state', N'U') IS NOT NULL DELETE FROM dbo.fullstory_sync_state WHERE table_name = N'$Table';"; [void]`$cmd.ExecuteNonQuery()
+`$c.Dispose()
+"@
+    }
+    $t1 = "bench_naive_$PID"; $t2 = "bench_module_$PID"; $t3 = "bench_module_big_$PID"
+    $rows = @(
+        Measure-Case 'PowerShell, what a user writes today: ConvertFrom-Json into a DataTable, one SqlBulkCopy (nvarchar(max) columns)' @"
+`$r = [IO.StreamReader]::new([IO.Compression.GZipStream]::new([IO.File]::OpenRead('$small'), [IO.Compression.CompressionMode]::Decompress))
+`$events = `$r.ReadToEnd() | ConvertFrom-Json
+`$names = [Collections.Generic.List[string]]::new(); `$seen = @{}
+foreach (`$e in `$events) { foreach (`$p in `$e.PSObject.Properties) { if (-not `$seen.ContainsKey(`$p.Name)) { `$seen[`$p.Name] = 1; `$names.Add(`$p.Name) } } }
+`$dt = [Data.DataTable]::new()
+foreach (`$name in `$names) { [void]`$dt.Columns.Add(`$name, [string]) }
+foreach (`$e in `$events) { `$row = `$dt.NewRow(); foreach (`$p in `$e.PSObject.Properties) { `$row[`$p.Name] = [string]`$p.Value }; `$dt.Rows.Add(`$row) }
+`$c = [System.Data.SqlClient.SqlConnection]::new('$csLiteral'); `$c.Open()
+`$cmd = `$c.CreateCommand(); `$cmd.CommandText = 'CREATE TABLE [dbo].[$t1] (' + ((`$names | ForEach-Object { "[`$_] nvarchar(max) NULL" }) -join ', ') + ')'; [void]`$cmd.ExecuteNonQuery()
+`$bulk = [System.Data.SqlClient.SqlBulkCopy]::new(`$c); `$bulk.DestinationTableName = '[dbo].[$t1]'; `$bulk.BulkCopyTimeout = 0
+foreach (`$name in `$names) { [void]`$bulk.ColumnMappings.Add(`$name, `$name) }
+`$bulk.WriteToServer(`$dt)
+`$c.Dispose()
+"@ $SmallEvents (& $countAndDrop $t1)
+        Measure-Case 'PowerShell, the module: Receive-FullStoryEvents -Path | Export-FullStoryEvents -ConnectionString (typed columns)' `
+            "Receive-FullStoryEvents -Path '$small' | Export-FullStoryEvents -ConnectionString '$csLiteral' -Table '$t2' | Out-Null" $SmallEvents (& $countAndDrop $t2)
+        Measure-Case 'PowerShell, the module: Receive-FullStoryEvents -Path (1 GB) | Export-FullStoryEvents -ConnectionString' `
+            "Receive-FullStoryEvents -Path '$big' | Export-FullStoryEvents -ConnectionString '$csLiteral' -Table '$t3' | Out-Null" $BigEvents (& $countAndDrop $t3)
+    )
+    $engine = @(
+        Invoke-EngineCase @('sqlite', $small, "$SmallEvents events")
+        Invoke-EngineCase @('sqlserver', $small, "$SmallEvents events")
+        Invoke-EngineCase @('sqlite', $big, '1 GB')
+        Invoke-EngineCase @('sqlserver', $big, '1 GB')
+    )
+    $naive = $rows[0]; $module = $rows[1]; $moduleBig = $rows[2]
+    $engineSqlite = $engine | Where-Object Case -like 'SQLite*1 GB*'; $engineSql = $engine | Where-Object Case -like 'SQL Server*1 GB*'
+    $heading + @(
+        "Measured $((Get-Date).ToUniversalTime().ToString('yyyy-MM-dd HH:mm')) UTC on $(Get-Machine), same run, same bundles as above."
+        ''
+        $(if ($standIn) { "Server: **$version**, the TDS stand-in for SQL Server (../shared/tds), on the same machine over loopback. These are the stand-in's rates, not SQL Server's: Babelfish turns every bulk-loaded row into a PostgreSQL insert, so compare the rows with each other, not with a real SQL Server." }
+          else { "Server: $version." })
+        ''
+        '| case | events | seconds | events/s | peak working set (MB) |'
+        '|---|---:|---:|---:|---:|'
+    ) + (@($rows) + @($engine) | ForEach-Object { "| $($_.Case -replace '\|', '\|') | $($_.Events) | $($_.Seconds) | $($_.EventsPerSecond) | $($_.PeakWorkingSetMB) |" }) + @(
+        ''
+        ("In PowerShell the module loads the same bundle into SQL Server **{0:N1}x** as fast as the DataTable script, in **{1:N0}x** less memory ({2} MB against {3} MB), into typed columns. On the ~1 GB bundle its peak working set is **{4} MB**: memory stays flat (the DataTable script would need about {5:N0} GB)." -f `
+            ($module.EventsPerSecond / $naive.EventsPerSecond), ($naive.PeakWorkingSetMB / $module.PeakWorkingSetMB), $module.PeakWorkingSetMB, $naive.PeakWorkingSetMB, $moduleBig.PeakWorkingSetMB, ($naive.PeakWorkingSetMB * $BigEvents / $SmallEvents / 1024))
+        ''
+        ("Engine, ~1 GB bundle: to SQL Server {0:N0} rows/s, to SQLite {1:N0} rows/s; peak working set {2} MB and {3} MB." -f $engineSql.EventsPerSecond, $engineSqlite.EventsPerSecond, $engineSql.PeakWorkingSetMB, $engineSqlite.PeakWorkingSetMB)
+    )
+}
+
+if ($SqlServerOnly) {
+    Set-ResultsSection '## SQL Server: bundle to SQL Server' (Get-SqlServerSection)
+    return
+}
 
 $results = @(
     # The script a user would otherwise write: read it all, ConvertFrom-Json, then the pipeline.
@@ -238,13 +336,8 @@ Write-Host ("no-op scheduled sync: {0:0.00} s for the whole process (pwsh alone:
 $benchProject = Join-Path $PSScriptRoot 'FullStory.Benchmarks'
 & dotnet build $benchProject -c $Configuration -nologo -v q /clp:ErrorsOnly | Write-Host
 if ($LASTEXITCODE -ne 0) { throw 'The engine benchmarks did not build.' }
-$benchDll = Join-Path $benchProject "bin/$Configuration/net10.0/FullStory.Benchmarks.dll"
 $engineRows = foreach ($case in @(@('parse', $small, "$SmallEvents events"), @('sqlite', $small, "$SmallEvents events"), @('parse', $big, '1 GB'), @('sqlite', $big, '1 GB'))) {
-    $out = & dotnet $benchDll @case 2>&1
-    if ($LASTEXITCODE -ne 0) { throw "Engine benchmark $($case -join ' ') failed: $out" }
-    $row = ($out | Where-Object { $_ -like 'ROW *' } | Select-Object -Last 1).Substring(4) | ConvertFrom-Json
-    Write-Host ($row | Format-Table -HideTableHeaders | Out-String).Trim()
-    $row
+    Invoke-EngineCase $case
 }
 
 $naive = $results | Where-Object Case -like 'naive*Measure*'
@@ -308,6 +401,8 @@ if ($parse -and $load) {
     $lines += ''
     $lines += ("Bundle to SQLite runs at **{0:P0}** of the speed of decompressing and parsing alone (goal: at least 50%)." -f ($load.EventsPerSecond / $parse.EventsPerSecond))
 }
+$lines += ''
+$lines += Get-SqlServerSection
 $lines += ''
 $lines += Get-BackfillSection
 $lines | Set-Content $ResultsPath

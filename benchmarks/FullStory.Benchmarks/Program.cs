@@ -3,7 +3,8 @@ using System.Text.Json;
 using FullStory.Engine.Events;
 using FullStory.Engine.Loading;
 
-// Usage: FullStory.Benchmarks <parse|sqlite|parquet> <file.json.gz> <label>
+// Usage: FullStory.Benchmarks <parse|sqlite|parquet|sqlserver> <file.json.gz> <label> [batch size]
+// sqlserver loads into a table of its own in FULLSTORY_SQLSERVER_CONNECTION_STRING's database, dropped afterwards.
 // Prints one line: ROW {"Case":…,"Events":…,"Seconds":…,"EventsPerSecond":…,"PeakWorkingSetMB":…}
 if (args.Length < 3) { Console.Error.WriteLine("usage: FullStory.Benchmarks <parse|sqlite> <file> <label>"); return 2; }
 string mode = args[0], file = args[1], label = args[2];
@@ -56,6 +57,31 @@ switch (mode)
             if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
         }
         caseName = $"Parquet load (bundle to a lake folder, one batch), {label}";
+        break;
+    }
+    case "sqlserver":
+    {
+        string cs = Environment.GetEnvironmentVariable("FULLSTORY_SQLSERVER_CONNECTION_STRING")
+            ?? throw new InvalidOperationException("Set FULLSTORY_SQLSERVER_CONNECTION_STRING.");
+        int batchSize = args.Length > 3 ? int.Parse(args[3]) : new EventStoreOptions().BatchSize;
+        string table = $"bench_{Guid.NewGuid():N}"[..16];
+        try
+        {
+            using var store = EventStoreFactory.OpenSqlServer(cs, new EventStoreOptions { Table = table, BatchSize = batchSize });
+            using var reader = new EventStreamReader(File.OpenRead(file), file, "bundle:1");
+            var report = store.LoadBatch(new BatchInfo("bundle:1"), ReadAhead.Buffered(reader.ReadAll()), () => reader.BytesRead);
+            events = report.Rows;
+        }
+        finally
+        {
+            using var c = new Microsoft.Data.SqlClient.SqlConnection(cs);
+            c.Open();
+            using var drop = new Microsoft.Data.SqlClient.SqlCommand(
+                $"IF OBJECT_ID(N'dbo.{table}', N'U') IS NOT NULL DROP TABLE dbo.{table}; DELETE FROM dbo.{Identifiers.StateTable} WHERE table_name = N'{table}';", c);
+            drop.CommandTimeout = 300;
+            drop.ExecuteNonQuery();
+        }
+        caseName = $"SQL Server load (bundle to events table, SqlBulkCopy, one transaction), {label}";
         break;
     }
     default:

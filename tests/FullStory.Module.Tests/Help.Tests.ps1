@@ -4,12 +4,12 @@ BeforeDiscovery {
     Import-Module "$PSScriptRoot/TestHelpers.psm1" -Force
     Import-Module (Get-TestModulePath) -Force
     $script:Cmdlets = @((Get-Module FullStory).ExportedCmdlets.Keys | Sort-Object)
-    # Examples that cannot run here, with the reason (shown as the skip reason of their test).
-    $script:NotRunnable = @{
-        'Export-FullStoryEvent/4'    = 'needs a SQL Server (no server on the build machines)'
-        'Sync-FullStoryEvent/3'      = 'Register-ScheduledTask: Windows Task Scheduler only, and it changes the machine'
-        'Sync-FullStoryEvent/4'      = 'needs a SQL Server (no server on the build machines)'
-        'Get-FullStorySyncHistory/3' = 'needs a SQL Server (no server on the build machines)'
+    # Examples that cannot run here, with the reason (shown as the skip reason of their test). The SQL Server examples
+    # run against FULLSTORY_SQLSERVER_CONNECTION_STRING when it is set (build.ps1 -Task Test starts a TDS server for them).
+    $script:SqlServerExamples = 'Export-FullStoryEvent/4', 'Sync-FullStoryEvent/4', 'Get-FullStorySyncHistory/3'
+    $script:NotRunnable = @{ 'Sync-FullStoryEvent/3' = 'Register-ScheduledTask: Windows Task Scheduler only, and it changes the machine' }
+    if (-not $env:FULLSTORY_SQLSERVER_CONNECTION_STRING) {
+        foreach ($k in $SqlServerExamples) { $NotRunnable[$k] = 'needs a SQL Server: set FULLSTORY_SQLSERVER_CONNECTION_STRING (build.ps1 -Task Test starts the TDS stand-in when ../shared/tds is beside the repository)' }
     }
     $script:Examples = foreach ($c in $Cmdlets) {
         $i = 0
@@ -158,12 +158,45 @@ Describe 'The examples run against the emulator' {
             'Get-FullStorySyncHistory/1' = { param($r) $o = @($r.Output); $o.Count | Should -Be 1; $o[0].Outcome | Should -Be 'Succeeded'; ($r.Output | Out-String) | Should -Match 'RunId\s+StartedAt\s+Outcome' }
             'Get-FullStorySyncHistory/2' = { param($r) @($r.Output)[-1].Rows | Should -Be 240; @($r.Streams | Where-Object { $_ -is [System.Management.Automation.WarningRecord] }).Count | Should -Be 0 }
         }
-        # What the examples of a cmdlet assume already exists (in their folder).
+        # What an example (by key) or the examples of a cmdlet assume already exists (in their folder).
         $script:Setup = @{
-            'Get-FullStorySyncHistory' = { Sync-FullStoryEvent -Path fullstory.db -WarningAction SilentlyContinue | Out-Null }
+            'Get-FullStorySyncHistory'   = { Sync-FullStoryEvent -Path fullstory.db -WarningAction SilentlyContinue | Out-Null }
+            # A failed run in the SQL Server history: FullStory answers 500 while it runs.
+            'Get-FullStorySyncHistory/3' = {
+                Invoke-Emulator $Emulator '/_emulator/faults' -Method Post -Body @(@{ Endpoint = 'list'; Kind = 'Status'; Status = 500; Times = 0 }) | Out-Null
+                try { Sync-FullStoryEvent -ConnectionString $env:FULLSTORY_SQLSERVER_CONNECTION_STRING -Schema $HelpSchema -Table events -ErrorAction SilentlyContinue -WarningAction SilentlyContinue | Out-Null }
+                catch { } # the failed run is what this setup is for
+                finally { Invoke-Emulator $Emulator '/_emulator/faults' -Method Delete | Out-Null }
+            }
         }
+
+        # The SQL Server examples load into fullstory.events of the server at hand; here that schema is one of the test's
+        # own (never a user's real fullstory schema), emptied before each example and dropped at the end.
+        $script:HelpSchema = "fullstory_help_$([guid]::NewGuid().ToString('N').Substring(0, 8))"
+        $script:ClearHelpSchema = {
+            Invoke-SqlServerQuery @"
+SET LOCK_TIMEOUT 60000;
+IF OBJECT_ID(N'[$HelpSchema].[events]', N'U') IS NOT NULL DROP TABLE [$HelpSchema].[events];
+IF OBJECT_ID(N'[$HelpSchema].[fullstory_sync_state]', N'U') IS NOT NULL DROP TABLE [$HelpSchema].[fullstory_sync_state];
+IF OBJECT_ID(N'[$HelpSchema].[fullstory_sync_runs]', N'U') IS NOT NULL DROP TABLE [$HelpSchema].[fullstory_sync_runs];
+"@ | Out-Null
+        }
+        if ($env:FULLSTORY_SQLSERVER_CONNECTION_STRING) {
+            Invoke-DependencyCheck | Out-Null # loads Microsoft.Data.SqlClient for Invoke-SqlServerQuery
+            Invoke-SqlServerQuery "EXEC(N'CREATE SCHEMA [$HelpSchema]');" | Out-Null
+        }
+        $Checks['Export-FullStoryEvent/4'] = { param($r)
+            $o = @($r.Output); $o.Count | Should -Be 4; ($o | Measure-Object Rows -Sum).Sum | Should -Be 240; $o[0].Table | Should -Be "$HelpSchema.events"
+            Invoke-SqlServerQuery "SELECT COUNT(*) FROM [$HelpSchema].[events];" | Should -Be 240 }
+        $Checks['Sync-FullStoryEvent/4'] = { param($r)
+            $o = @($r.Output)[-1]; $o.Outcome | Should -Be 'Succeeded'; $o.Batches | Should -Be 4; $o.Rows | Should -Be 240
+            Invoke-SqlServerQuery "SELECT COUNT(*) FROM [$HelpSchema].[events];" | Should -Be 240
+            @(Get-ChildItem (Join-Path $r.Dir 'raw') -Filter '*.json.gz').Count | Should -Be 4 }
+        $Checks['Get-FullStorySyncHistory/3'] = { param($r)
+            $o = @($r.Output); $o.Count | Should -Be 1; $o[0].Outcome | Should -Be 'Failed'; $o[0].Error | Should -Match '500'; $o[0].Table | Should -Be "$HelpSchema.events" }
     }
     AfterAll {
+        if ($env:FULLSTORY_SQLSERVER_CONNECTION_STRING) { & $ClearHelpSchema; Invoke-SqlServerQuery "EXEC(N'DROP SCHEMA [$HelpSchema]');" | Out-Null }
         Stop-TestEmulator $Emulator
         Disconnect-FullStory
         $env:FULLSTORY_API_KEY = $SavedKey
@@ -179,8 +212,17 @@ Describe 'The examples run against the emulator' {
         Push-Location $dir
         try {
             Connect-FullStory
-            if ($Setup.ContainsKey($Cmdlet)) { & $Setup[$Cmdlet] }
-            $all = & ([scriptblock]::Create($Code)) *>&1
+            $run = $Code
+            if ($Key -in $SqlServerExamples) {
+                # The example as written, pointed at the test's server and schema, its archive folder in its own folder.
+                & $ClearHelpSchema
+                $run = $run -replace "(?m)^\`$cs = '[^']*'", '$cs = $env:FULLSTORY_SQLSERVER_CONNECTION_STRING'
+                $run = $run -replace '-Schema fullstory\b', "-Schema $HelpSchema" -replace '-OutDirectory \\\\nas\\fullstory\\raw', '-OutDirectory raw'
+                $run | Should -Not -Match 'sql01|\\\\nas' -Because 'the example must run against the test server'
+            }
+            if ($Setup.ContainsKey($Key)) { & $Setup[$Key] }
+            elseif ($Setup.ContainsKey($Cmdlet)) { & $Setup[$Cmdlet] }
+            $all = & ([scriptblock]::Create($run)) *>&1
             $errors = @($all | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] })
             $errors | Should -BeNullOrEmpty -Because "the example must run cleanly: $($errors | Out-String)"
             $isRecord = { $_ -is [System.Management.Automation.VerboseRecord] -or $_ -is [System.Management.Automation.WarningRecord] -or $_ -is [System.Management.Automation.InformationRecord] -or $_ -is [System.Management.Automation.DebugRecord] }

@@ -67,6 +67,21 @@ public sealed class EventStoreOptions
     public string? Schema { get; set; }
     /// <summary>SqlBulkCopy batch size (SQL Server). SQLite always commits a whole batch at once.</summary>
     public int BatchSize { get; set; } = 10000;
+    /// <summary>
+    /// SQL Server: how long one statement may wait for the server (a server that stops answering, a blocked statement)
+    /// before the load fails and is rolled back. Default 5 minutes.
+    /// </summary>
+    public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromMinutes(5);
+    /// <summary>
+    /// SQL Server: how long the bulk copy may wait for the server to take more rows or to answer (not a limit on the whole
+    /// load, which may take as long as the data needs) before the load fails and is rolled back. Default 5 minutes.
+    /// </summary>
+    public TimeSpan BulkCopyTimeout { get; set; } = TimeSpan.FromMinutes(5);
+    /// <summary>
+    /// SQL Server: how long a load waits for the table's load lock (held while another load of the same table runs, or by a
+    /// session that never released it) before it fails. Default 10 minutes.
+    /// </summary>
+    public TimeSpan LockTimeout { get; set; } = TimeSpan.FromMinutes(10);
     /// <summary>Give every custom var a typed column of its own (added as new keys appear), besides CustomVars.</summary>
     public bool CustomVarColumns { get; set; }
     /// <summary>Asked before every CREATE TABLE / ALTER TABLE with a description of it; false = do not (WhatIf).</summary>
@@ -150,6 +165,22 @@ public sealed class IncompatibleTableException : InvalidOperationException
         $"The existing table {table} in {destination} cannot hold FullStory events: " +
         string.Join("; ", columns.Select(c => $"column {c.Column} is {c.ExistingType}, the module writes {c.RequiredType} there")) +
         ". Nothing was changed or loaded. Load into another table (-Table), or migrate these columns to the types named.";
+}
+
+/// <summary>
+/// The destination failed a load: it did not answer in time, the connection was lost, or the table's load lock was not
+/// granted. The load was rolled back (nothing of it was written); the message names what was being loaded and what to do.
+/// </summary>
+public sealed class DestinationLoadException : InvalidOperationException
+{
+    public DestinationLoadException(string what, string problem, string advice, Exception? inner)
+        : base($"{what} was not loaded: {problem} It was rolled back: nothing of it was written. {advice}", inner)
+    {
+        What = what;
+    }
+
+    /// <summary>What was being loaded: "bundle:123 into dbo.events", or the sources of a pipeline load.</summary>
+    public string What { get; }
 }
 
 /// <summary>Thrown when <see cref="EventStoreOptions.ConfirmSchemaChange"/> declined a table or column the load needs (e.g. -WhatIf).</summary>

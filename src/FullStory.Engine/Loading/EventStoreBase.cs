@@ -57,6 +57,13 @@ internal abstract class EventStoreBase : IEventStore
             throw new ArgumentException($"The batch key is {key.Length} characters long; the limit is {EventTableModel.MaxBatchKeyLength}.", nameof(BatchInfo.Key));
     }
 
+    /// <summary>
+    /// A failure of the destination itself (a timeout, a lost connection, a lock not granted) as an error that names
+    /// <paramref name="what"/> was being loaded and what to do; null for anything else (e.g. the event source's own
+    /// failure), which propagates unchanged. Called after the rollback.
+    /// </summary>
+    protected virtual Exception? DescribeFailure(Exception failure, string what) => null;
+
     /// <summary>Null when an existing column of this type can hold the column's values; else the type the module needs, for the error.</summary>
     protected abstract string? RequiredTypeFor(ColumnDef column, ExistingColumn existing);
 
@@ -75,7 +82,7 @@ internal abstract class EventStoreBase : IEventStore
         var clock = Stopwatch.StartNew();
         var loadedAt = NowToTheMillisecond();
 
-        using var tx = BeginBatch(cancellationToken);
+        using var tx = Begin($"{batch.Key} (into {DisplayTable} of {Destination})", cancellationToken);
         try
         {
             // Inside the lock: a load that committed while we waited is seen here, so it is never loaded twice.
@@ -109,9 +116,10 @@ internal abstract class EventStoreBase : IEventStore
             Log($"Loaded {rows.Rows} rows of {batch.Key} into {DisplayTable}.");
             return new LoadReport(batch.Key, Destination, DisplayTable, rows.Rows, bytes, clock.Elapsed, false, added, loadedAt, replacedRows: replaced);
         }
-        catch
+        catch (Exception ex)
         {
             tx.Rollback();
+            if (DescribeFailure(ex, $"{batch.Key} (into {DisplayTable} of {Destination})") is { } described) throw described;
             throw;
         }
     }
@@ -124,10 +132,10 @@ internal abstract class EventStoreBase : IEventStore
         var clock = Stopwatch.StartNew();
         var loadedAt = NowToTheMillisecond();
 
-        using var tx = BeginBatch(cancellationToken);
+        var tracker = SourceTracker.ForPipeline(fallbackKey);
+        using var tx = Begin($"The pipeline's events (into {DisplayTable} of {Destination})", cancellationToken);
         try
         {
-            var tracker = SourceTracker.ForPipeline(fallbackKey);
             var added = new List<string>();
             // Tables are ensured only when a row is due: input whose sources are all loaded already changes nothing.
             using var rows = new RowStream(Model, events, tracker, loadedAt.UtcDateTime, EnforcesMaxLength, cancellationToken) { TablesReady = false };
@@ -161,11 +169,25 @@ internal abstract class EventStoreBase : IEventStore
             tx.Commit();
             return reports;
         }
-        catch
+        catch (Exception ex)
         {
             tx.Rollback();
+            var keys = tracker.Sources.Select(s => s.Key).ToList();
+            string what = keys.Count switch
+            {
+                0 => $"The pipeline's events (into {DisplayTable} of {Destination})",
+                1 => $"The pipeline's events of {keys[0]} (into {DisplayTable} of {Destination})",
+                _ => $"The pipeline's events of {keys[0]} and {keys.Count - 1} other source(s) (into {DisplayTable} of {Destination})",
+            };
+            if (DescribeFailure(ex, what) is { } described) throw described;
             throw;
         }
+    }
+
+    private BatchTransaction Begin(string what, CancellationToken cancellationToken)
+    {
+        try { return BeginBatch(cancellationToken); }
+        catch (Exception ex) when (DescribeFailure(ex, what) is { } described) { throw described; }
     }
 
     /// <summary>Streams the rows into the transaction, doing between segments what the next row needs first.</summary>

@@ -1,4 +1,5 @@
 using System.Data;
+using System.Runtime.ExceptionServices;
 using Microsoft.Data.SqlClient;
 
 namespace FullStory.Engine.Loading;
@@ -7,11 +8,21 @@ namespace FullStory.Engine.Loading;
 /// SQL Server (and compatible servers): a thin renderer over the shared logic. Each batch runs in one SqlTransaction
 /// that first takes sp_getapplock (owner: the transaction) on a resource derived from the table, then checks the
 /// state table, bulk-loads with SqlBulkCopy streaming from an <see cref="EventDataReader"/>, records the key and commits.
+/// Every statement and the bulk copy are bounded (<see cref="EventStoreOptions.CommandTimeout"/>,
+/// <see cref="EventStoreOptions.BulkCopyTimeout"/>, <see cref="EventStoreOptions.LockTimeout"/>) and cancellable.
 /// </summary>
 internal sealed class SqlServerEventStore : EventStoreBase
 {
+    /// <summary>
+    /// How long a cancelled bulk copy may take to stop. SqlClient stops it by asking the server (an ATTENTION), which a
+    /// server that stopped answering never acknowledges; past this the copy is left to its own timeout, which then closes
+    /// its connection (and the server rolls the transaction back), so the caller is not held up.
+    /// </summary>
+    internal static readonly TimeSpan CancelGrace = TimeSpan.FromSeconds(10);
+
     private readonly string connectionString;
     private readonly SqlServerStatements sql;
+    private readonly int commandTimeout, bulkCopyTimeout, lockTimeoutMs;
 
     public SqlServerEventStore(string connectionString, EventStoreOptions options) : base(options)
     {
@@ -26,6 +37,16 @@ internal sealed class SqlServerEventStore : EventStoreBase
         this.connectionString = builder.ConnectionString;
         Destination = $"sqlserver:{builder.DataSource}/{builder.InitialCatalog}";
         sql = new SqlServerStatements(options.Schema is null ? "dbo" : Identifiers.ValidateName(options.Schema, "Schema", "schema"), Table);
+        commandTimeout = Seconds(options.CommandTimeout, nameof(options.CommandTimeout));
+        bulkCopyTimeout = Seconds(options.BulkCopyTimeout, nameof(options.BulkCopyTimeout));
+        lockTimeoutMs = (int)Math.Min(int.MaxValue - 1, Seconds(options.LockTimeout, nameof(options.LockTimeout)) * 1000L);
+    }
+
+    /// <summary>A timeout in whole seconds for SqlClient (at least 1; 0 would mean "wait forever", which a load never does).</summary>
+    private static int Seconds(TimeSpan timeout, string name)
+    {
+        if (timeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(name, timeout, $"{name} must be positive: a load never waits forever.");
+        return (int)Math.Min(int.MaxValue / 1000, Math.Ceiling(timeout.TotalSeconds));
     }
 
     private static readonly string[] KnownKeywords = new SqlConnectionStringBuilder().Keys.Cast<string>()
@@ -95,48 +116,58 @@ internal sealed class SqlServerEventStore : EventStoreBase
         return c;
     }
 
-    private static SqlCommand Command(SqlConnection c, SqlTransaction? tx, string text, params SqlParameter[] parameters)
+    private SqlCommand Command(SqlConnection c, SqlTransaction? tx, string text, params SqlParameter[] parameters)
     {
-        var cmd = new SqlCommand(text, c, tx) { CommandTimeout = 0 };
+        var cmd = new SqlCommand(text, c, tx) { CommandTimeout = commandTimeout };
         cmd.Parameters.AddRange(parameters);
         return cmd;
     }
 
-    private static object? Scalar(SqlConnection c, SqlTransaction? tx, string text, CancellationToken ct, params SqlParameter[] parameters)
+    /// <summary>Runs a command so that cancellation stops it (the server acknowledges and the command ends with OperationCanceledException).</summary>
+    private static T Run<T>(SqlCommand cmd, Func<SqlCommand, T> execute, CancellationToken ct)
     {
-        using var cmd = Command(c, tx, text, parameters);
-        using var reg = ct.Register(cmd.Cancel);
-        return cmd.ExecuteScalar();
+        using var registration = ct.CanBeCanceled ? ct.Register(static state => ((SqlCommand)state!).Cancel(), cmd) : default;
+        try { return execute(cmd); }
+        catch (SqlException) when (ct.IsCancellationRequested) { throw new OperationCanceledException("The load was cancelled.", ct); }
     }
 
-    private static void Execute(SqlConnection c, SqlTransaction? tx, string text, params SqlParameter[] parameters)
+    private object? Scalar(SqlConnection c, SqlTransaction? tx, string text, CancellationToken ct, params SqlParameter[] parameters)
     {
         using var cmd = Command(c, tx, text, parameters);
-        cmd.ExecuteNonQuery();
+        return Run(cmd, static x => x.ExecuteScalar(), ct);
+    }
+
+    private int Execute(SqlConnection c, SqlTransaction? tx, string text, CancellationToken ct, params SqlParameter[] parameters)
+    {
+        using var cmd = Command(c, tx, text, parameters);
+        return Run(cmd, static x => x.ExecuteNonQuery(), ct);
     }
 
     private SqlParameter SchemaParameter => SqlParam.Name("@schema", sql.Schema);
     private SqlParameter TableParameter => SqlParam.Name("@table", sql.Table);
 
-    private bool TableExists(SqlConnection c, SqlTransaction? tx, string table) =>
-        Convert.ToInt64(Scalar(c, tx, SqlServerStatements.TableExists, default, SchemaParameter, SqlParam.Name("@table", table))) > 0;
+    private bool TableExists(SqlConnection c, SqlTransaction? tx, string table, CancellationToken ct = default) =>
+        Convert.ToInt64(Scalar(c, tx, SqlServerStatements.TableExists, ct, SchemaParameter, SqlParam.Name("@table", table))) > 0;
 
     /// <summary>Missing, made by an older version (no is_complete: every record is of a whole source), or current.</summary>
-    private StateTableShape StateShape(SqlConnection c, SqlTransaction? tx)
+    private StateTableShape StateShape(SqlConnection c, SqlTransaction? tx, CancellationToken ct = default)
     {
-        if (!TableExists(c, tx, Identifiers.StateTable)) return StateTableShape.Missing;
-        return Convert.ToInt64(Scalar(c, tx, sql.StateHasCompleteness, default, SchemaParameter)) > 0 ? StateTableShape.Current : StateTableShape.WithoutCompleteness;
+        if (!TableExists(c, tx, Identifiers.StateTable, ct)) return StateTableShape.Missing;
+        return Convert.ToInt64(Scalar(c, tx, sql.StateHasCompleteness, ct, SchemaParameter)) > 0 ? StateTableShape.Current : StateTableShape.WithoutCompleteness;
     }
 
-    private BatchRecord? GetRecord(SqlConnection c, SqlTransaction? tx, string batchKey)
+    private BatchRecord? GetRecord(SqlConnection c, SqlTransaction? tx, string batchKey, CancellationToken ct = default)
     {
-        var shape = StateShape(c, tx);
+        var shape = StateShape(c, tx, ct);
         if (shape == StateTableShape.Missing) return null;
         using var cmd = Command(c, tx, sql.GetRecord(shape == StateTableShape.Current), TableParameter, SqlParam.Key("@key", batchKey));
-        using var r = cmd.ExecuteReader();
-        if (!r.Read()) return null;
-        return new BatchRecord(batchKey, r.GetBoolean(0), r.GetInt64(1), r.IsDBNull(2) ? null : r.GetDateTimeOffset(2), r.IsDBNull(3) ? null : r.GetDateTimeOffset(3),
-            r.IsDBNull(4) ? null : r.GetInt64(4));
+        return Run(cmd, x =>
+        {
+            using var r = x.ExecuteReader();
+            if (!r.Read()) return null;
+            return new BatchRecord(batchKey, r.GetBoolean(0), r.GetInt64(1), r.IsDBNull(2) ? null : r.GetDateTimeOffset(2), r.IsDBNull(3) ? null : r.GetDateTimeOffset(3),
+                r.IsDBNull(4) ? null : r.GetInt64(4));
+        }, ct);
     }
 
     public override bool IsLoaded(string batchKey)
@@ -187,6 +218,9 @@ internal sealed class SqlServerEventStore : EventStoreBase
         });
     }
 
+    /// <summary>sp_getapplock did not grant the table's load lock within <see cref="EventStoreOptions.LockTimeout"/>.</summary>
+    private sealed class LoadLockTimeoutException(string message) : TimeoutException(message);
+
     protected override BatchTransaction BeginBatch(CancellationToken cancellationToken)
     {
         var c = Connect();
@@ -196,11 +230,22 @@ internal sealed class SqlServerEventStore : EventStoreBase
             if (Convert.ToInt64(Scalar(c, null, SqlServerStatements.SchemaExists, cancellationToken, SchemaParameter)) == 0)
                 throw new InvalidOperationException($"The schema '{sql.Schema}' does not exist in {Destination}. Create it (CREATE SCHEMA) or pass another -Schema.");
             tx = c.BeginTransaction(IsolationLevel.ReadCommitted);
-            // Serialises loads into this table across processes and machines; released by the commit or rollback.
-            var result = Convert.ToInt32(Scalar(c, tx, sql.GetAppLock, cancellationToken,
-                new SqlParameter("@resource", SqlDbType.NVarChar, 255) { Value = sql.LockResource }, new SqlParameter("@timeout", SqlDbType.Int) { Value = -1 }));
+            // Serialises loads into this table across processes and machines; released by the commit or rollback. Waits at
+            // most LockTimeout (the server answers -1 then), so a lock that is never released cannot hold a load forever.
+            // The wait may be long: a cancellation the server does not act on (some do not interrupt a lock wait) is not waited out.
+            var cmd = Command(c, tx, sql.GetAppLock, SqlParam.Text("@resource", sql.LockResource, 255), SqlParam.Int("@timeout", lockTimeoutMs));
+            cmd.CommandTimeout = (int)Math.Min(int.MaxValue, (long)commandTimeout + lockTimeoutMs / 1000 + 1);
+            int result = Convert.ToInt32(SqlCancellation.Run(c, cmd, static x => x.ExecuteScalar(), cancellationToken));
+            cmd.Dispose();
+            if (result == -1)
+                throw new LoadLockTimeoutException($"the table's load lock (sp_getapplock resource '{sql.LockResource}') was not granted within {Options.LockTimeout}: " +
+                    "another load of the table has held it all that time.");
             if (result < 0) throw new InvalidOperationException($"Could not take the load lock on {DisplayTable} (sp_getapplock returned {result}).");
-            return new Transaction(this, c, tx);
+            return new Transaction(this, c, tx, cancellationToken);
+        }
+        catch (AbandonedCommandException)
+        {
+            throw; // the connection is still in use by the abandoned command, which disposes it when it ends
         }
         catch
         {
@@ -211,108 +256,204 @@ internal sealed class SqlServerEventStore : EventStoreBase
         }
     }
 
+    protected override Exception? DescribeFailure(Exception failure, string what)
+    {
+        const string rerun = "Then run the command again: what is already loaded is recognised and skipped.";
+        switch (failure)
+        {
+            case LoadLockTimeoutException:
+                return new DestinationLoadException(what, failure.Message,
+                    "If no other load of the table is running, a session holds the lock without releasing it: find it with " +
+                    "SELECT request_session_id FROM sys.dm_tran_locks WHERE resource_type = 'APPLICATION', and end that session or its transaction. " + rerun, failure);
+            case SqlException { Number: -2 }:
+                return new DestinationLoadException(what,
+                    $"the server did not answer within the timeout ({failure.Message.TrimEnd('.')}; statements wait at most {Options.CommandTimeout}, the bulk copy {Options.BulkCopyTimeout}).",
+                    "Check that the server is up and that no other session is blocking the table (a long-running transaction or a lock on it); if the server is only slow, raise -CommandTimeout. " + rerun, failure);
+            case SqlException { Class: >= 20 }:
+                return new DestinationLoadException(what, $"the connection to the server failed or was lost ({failure.Message.TrimEnd('.')}).",
+                    "Check that the server is up and reachable (a restart, a failover, a network break or a KILL of the session ends the connection). " + rerun, failure);
+            default:
+                return null;
+        }
+    }
+
+    /// <summary>Thrown (as its cause) when a cancelled bulk copy did not stop within <see cref="CancelGrace"/>.</summary>
+    private sealed class AbandonedCopyException : Exception;
+
     private sealed class Transaction : BatchTransaction
     {
         private readonly SqlServerEventStore store;
         private readonly SqlConnection c;
+        private readonly CancellationToken ct;
         private SqlTransaction? tx;
         private bool failed;
+        /// <summary>A cancelled bulk copy that did not stop: it owns the connection until its timeout ends it.</summary>
+        private Task? abandoned;
+        /// <summary>The events table's columns in table order, as declared (the bulk copy maps to their positions).</summary>
+        private List<string>? tableColumns;
 
-        public Transaction(SqlServerEventStore store, SqlConnection c, SqlTransaction tx)
+        public Transaction(SqlServerEventStore store, SqlConnection c, SqlTransaction tx, CancellationToken ct)
         {
             this.store = store;
             this.c = c;
             this.tx = tx;
+            this.ct = ct;
         }
 
         private SqlServerStatements Sql => store.sql;
 
-        public override StateTableShape GetStateTableShape() => store.StateShape(c, tx);
-        public override void CreateStateTable() => Execute(c, tx, Sql.CreateStateTable);
+        public override StateTableShape GetStateTableShape() => store.StateShape(c, tx, ct);
+        public override void CreateStateTable()
+        {
+            store.TakeBookkeepingLock(c, tx!, ct);
+            if (store.StateShape(c, tx, ct) == StateTableShape.Missing) store.Execute(c, tx, Sql.CreateStateTable, ct);
+        }
+
         public override void AddStateCompleteness()
         {
-            Execute(c, tx, Sql.AddStateCompleteness);
-            Execute(c, tx, Sql.AddStateSourceEvents);
+            store.TakeBookkeepingLock(c, tx!, ct);
+            if (store.StateShape(c, tx, ct) != StateTableShape.WithoutCompleteness) return;
+            store.Execute(c, tx, Sql.AddStateCompleteness, ct);
+            store.Execute(c, tx, Sql.AddStateSourceEvents, ct);
         }
-        public override BatchRecord? GetRecord(string batchKey) => store.GetRecord(c, tx, batchKey);
+        public override BatchRecord? GetRecord(string batchKey) => store.GetRecord(c, tx, batchKey, ct);
 
         public override IReadOnlyList<ExistingColumn>? GetEventColumns()
         {
-            if (!store.TableExists(c, tx, Sql.Table)) return null;
-            using var cmd = Command(c, tx, SqlServerStatements.GetColumnTypes, store.SchemaParameter, store.TableParameter);
-            using var r = cmd.ExecuteReader();
-            var columns = new List<ExistingColumn>();
-            while (r.Read())
+            if (!store.TableExists(c, tx, Sql.Table, ct)) return null;
+            using var cmd = store.Command(c, tx, SqlServerStatements.GetColumnTypes, store.SchemaParameter, store.TableParameter);
+            var columns = Run(cmd, static x =>
             {
-                string type = r.GetString(1);
-                int bytes = Convert.ToInt32(r.GetValue(2));
-                int precision = Convert.ToInt32(r.GetValue(3)), scale = Convert.ToInt32(r.GetValue(4));
-                bool unicode = type is "nvarchar" or "nchar";
-                int length = bytes == -1 ? -1 : unicode ? bytes / 2 : bytes;
-                string display = type switch
+                using var r = x.ExecuteReader();
+                var list = new List<ExistingColumn>();
+                static int IntOrZero(SqlDataReader r, int i) => r.IsDBNull(i) ? 0 : Convert.ToInt32(r.GetValue(i));
+                while (r.Read())
                 {
-                    "nvarchar" or "varchar" or "nchar" or "char" or "varbinary" or "binary" => $"{type}({(length == -1 ? "max" : length)})",
-                    "decimal" or "numeric" => $"{type}({precision},{scale})",
-                    "datetime2" or "datetimeoffset" or "time" => $"{type}({scale})",
-                    "float" => $"float({precision})",
-                    _ => type,
-                };
-                columns.Add(new ExistingColumn(r.GetString(0), type, display, length, precision, scale));
-            }
+                    string type = r.GetString(1).ToLowerInvariant();
+                    int length = IntOrZero(r, 2), precision = IntOrZero(r, 3);
+                    int scale = type is "datetime2" or "datetimeoffset" or "time" ? IntOrZero(r, 5) : IntOrZero(r, 4);
+                    string display = type switch
+                    {
+                        "nvarchar" or "varchar" or "nchar" or "char" or "varbinary" or "binary" => $"{type}({(length == -1 ? "max" : length)})",
+                        "decimal" or "numeric" => $"{type}({precision},{scale})",
+                        "datetime2" or "datetimeoffset" or "time" => $"{type}({scale})",
+                        "float" => $"float({precision})",
+                        _ => type,
+                    };
+                    list.Add(new ExistingColumn(r.GetString(0), type, display, length, precision, scale));
+                }
+                return list;
+            }, ct);
+            tableColumns = columns.Select(x => x.Name).ToList();
             return columns;
         }
 
-        public override long DeleteRows(string batchKey)
-        {
-            using var cmd = Command(c, tx, Sql.DeleteRows, SqlParam.Key("@key", batchKey));
-            return cmd.ExecuteNonQuery();
-        }
+        public override long DeleteRows(string batchKey) => store.Execute(c, tx, Sql.DeleteRows, ct, SqlParam.Key("@key", batchKey));
 
         public override void ReadIndexes(string batchKey, IndexSet into)
         {
-            using var cmd = Command(c, tx, Sql.GetIndexes, SqlParam.Key("@key", batchKey));
-            using var r = cmd.ExecuteReader();
-            while (r.Read()) into.Add(r.GetInt64(0));
+            using var cmd = store.Command(c, tx, Sql.GetIndexes, SqlParam.Key("@key", batchKey));
+            Run(cmd, x =>
+            {
+                using var r = x.ExecuteReader();
+                while (r.Read()) into.Add(r.GetInt64(0));
+                return 0;
+            }, ct);
         }
 
-        public override void CreateEventsTable(IReadOnlyList<ColumnDef> columns) => Execute(c, tx, Sql.CreateEventsTable(columns));
-        public override void AddColumn(ColumnDef column) => Execute(c, tx, Sql.AddColumn(column));
+        public override void CreateEventsTable(IReadOnlyList<ColumnDef> columns)
+        {
+            store.Execute(c, tx, Sql.CreateEventsTable(columns), ct);
+            tableColumns = columns.Select(x => x.Name).ToList();
+        }
+
+        public override void AddColumn(ColumnDef column)
+        {
+            store.Execute(c, tx, Sql.AddColumn(column), ct);
+            tableColumns?.Add(column.Name); // ALTER TABLE ADD appends: the new column is the table's last
+        }
+
+        /// <summary>The position of a column in the table: its exact name, else the same name in another case (names compare case-insensitively).</summary>
+        private int DestinationOrdinal(string name)
+        {
+            var columns = tableColumns ?? throw new InvalidOperationException("The events table's columns were not read before the bulk copy.");
+            int i = columns.FindIndex(x => string.Equals(x, name, StringComparison.Ordinal));
+            if (i < 0) i = columns.FindIndex(x => string.Equals(x, name, StringComparison.OrdinalIgnoreCase));
+            if (i < 0) throw new InvalidOperationException($"The table {store.DisplayTable} has no column {name}: was it dropped during the load?");
+            return i;
+        }
 
         public override void WriteRows(RowStream rows, CancellationToken cancellationToken)
         {
             // The event source (a download, the pipeline) may fail mid-stream. Thrown inside WriteToServer, that leaves the
             // server waiting for the rest of the bulk load (SQL-Server-compatible servers have been seen to spin on it for
             // minutes); caught by the reader, the bulk copy ends cleanly and the failure is rethrown here: the batch rolls back.
-            using var reader = new EventDataReader(rows) { CaptureSourceFailure = true };
-            using var bulk = new SqlBulkCopy(c, SqlBulkCopyOptions.Default, tx)
+            var reader = new EventDataReader(rows) { CaptureSourceFailure = true };
+            var bulk = new SqlBulkCopy(c, BulkOptions, tx)
             {
                 DestinationTableName = Sql.EventsTable,
+                // Rows go to the server as they are read (never a DataTable of the batch); every BatchSize rows SqlClient
+                // ends one INSERT BULK and starts the next, within this transaction, which bounds the server's per-command work.
                 BatchSize = store.Options.BatchSize,
                 EnableStreaming = true,
-                BulkCopyTimeout = 0,
+                // Per wait for the server, not for the whole load: a load may take as long as its data needs.
+                BulkCopyTimeout = store.bulkCopyTimeout,
             };
-            // Mappings are case-sensitive: use the exact names the table was created with.
-            foreach (var col in reader.Columns) bulk.ColumnMappings.Add(col.Name, col.Name);
+            // By position in the table, from the names the catalog reported: SqlBulkCopy's name matching is case-sensitive
+            // and compares with the names of a result set, which servers may report differently from the declaration.
+            for (int i = 0; i < reader.Columns.Count; i++) bulk.ColumnMappings.Add(i, DestinationOrdinal(reader.Columns[i].Name));
+
+            var copy = Task.Run(() => bulk.WriteToServerAsync(reader, cancellationToken), CancellationToken.None);
             try
             {
-                bulk.WriteToServerAsync(reader, cancellationToken).GetAwaiter().GetResult();
-                if (reader.SourceFailure is { } failure) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
+                if (!WaitForCopy(copy, cancellationToken))
+                {
+                    reader.Close(); // the copy reads no further rows
+                    abandoned = copy.ContinueWith(_ => { ((IDisposable)bulk).Dispose(); reader.Dispose(); CloseConnection(); }, TaskScheduler.Default);
+                    throw new OperationCanceledException("The load was cancelled; the server did not acknowledge it, so its connection is closed.", new AbandonedCopyException(), cancellationToken);
+                }
+                copy.GetAwaiter().GetResult();
+                if (reader.SourceFailure is { } failure) ExceptionDispatchInfo.Capture(failure).Throw();
             }
             catch (Exception)
             {
                 failed = true;
                 throw;
             }
+            finally
+            {
+                if (abandoned is null)
+                {
+                    ((IDisposable)bulk).Dispose();
+                    reader.Dispose();
+                }
+            }
+        }
+
+        /// <summary>
+        /// TableLock: a bulk-update (BU) lock for the transaction instead of a lock per row. Loads of a table never wait on it:
+        /// they are serialised by the load lock (sp_getapplock) before they touch the table, and BU locks are compatible with
+        /// each other. Readers of the table are blocked until the batch commits, as they would be anyway: a batch's rows are
+        /// inserted in one transaction, and past about 5,000 row locks SQL Server escalates them to an exclusive table lock.
+        /// In return the server can log minimally (heap, simple or bulk-logged recovery) and keeps no per-row locks.
+        /// </summary>
+        private static SqlBulkCopyOptions BulkOptions => SqlBulkCopyOptions.TableLock;
+
+        /// <summary>True when the copy ended (successfully or not); false when it was cancelled and did not stop within <see cref="CancelGrace"/>.</summary>
+        private static bool WaitForCopy(Task copy, CancellationToken cancellationToken)
+        {
+            var ended = (IAsyncResult)copy;
+            if (!cancellationToken.CanBeCanceled) { ended.AsyncWaitHandle.WaitOne(); return true; }
+            if (WaitHandle.WaitAny([ended.AsyncWaitHandle, cancellationToken.WaitHandle]) == 0) return true;
+            return ended.AsyncWaitHandle.WaitOne(CancelGrace);
         }
 
         public override void Record(BatchRecord record, long bytes, DateTimeOffset loadedAt, bool exists)
         {
-            int n;
-            using (var cmd = Command(c, tx, exists ? Sql.UpdateRecord : Sql.Record, store.TableParameter, SqlParam.Key("@key", record.Key),
+            int n = store.Execute(c, tx, exists ? Sql.UpdateRecord : Sql.Record, ct, store.TableParameter, SqlParam.Key("@key", record.Key),
                 SqlParam.Time("@range_start", record.RangeStart), SqlParam.Time("@range_end", record.RangeEnd), SqlParam.BigInt("@rows", record.Rows),
                 SqlParam.BigInt("@bytes", bytes), SqlParam.Time("@loaded_at", loadedAt), SqlParam.Bit("@is_complete", record.IsComplete),
-                SqlParam.BigInt("@source_events", record.SourceEvents)))
-                n = cmd.ExecuteNonQuery();
+                SqlParam.BigInt("@source_events", record.SourceEvents));
             if (n != 1) throw new InvalidOperationException($"Batch {record.Key} was recorded by another load meanwhile; this load is rolled back.");
         }
 
@@ -325,6 +466,7 @@ internal sealed class SqlServerEventStore : EventStoreBase
 
         public override void Rollback()
         {
+            if (abandoned is not null) return; // the abandoned copy still uses the connection; closing it rolls back
             if (tx is not null)
             {
                 try { tx.Rollback(); } catch (Exception) { failed = true; /* the server already rolled back, or the connection is gone */ }
@@ -335,18 +477,48 @@ internal sealed class SqlServerEventStore : EventStoreBase
             }
         }
 
+        /// <summary>Once an abandoned copy has ended (by its timeout): the connection is broken or mid-transaction, so it leaves the pool.</summary>
+        private void CloseConnection()
+        {
+            try { tx?.Dispose(); } catch (Exception) { }
+            tx = null;
+            try { SqlConnection.ClearPool(c); } catch (Exception) { }
+            c.Dispose();
+        }
+
         public override void Dispose()
         {
+            if (abandoned is not null) return;
             Rollback();
             c.Dispose();
         }
+    }
+
+    /// <summary>
+    /// The state and run tables are shared by every events table of the schema, so the load lock of one table does not
+    /// cover them: creating or altering one takes this lock (until the transaction ends) and checks again under it, so
+    /// two first loads of different tables never both create it.
+    /// </summary>
+    private void TakeBookkeepingLock(SqlConnection c, SqlTransaction tx, CancellationToken ct)
+    {
+        var cmd = Command(c, tx, sql.GetAppLock, SqlParam.Text("@resource", sql.BookkeepingLockResource, 255), SqlParam.Int("@timeout", lockTimeoutMs));
+        cmd.CommandTimeout = (int)Math.Min(int.MaxValue, (long)commandTimeout + lockTimeoutMs / 1000 + 1);
+        int result = Convert.ToInt32(SqlCancellation.Run(c, cmd, static x => x.ExecuteScalar(), ct));
+        cmd.Dispose();
+        if (result == -1)
+            throw new LoadLockTimeoutException($"the lock for creating the schema's bookkeeping tables (sp_getapplock resource '{sql.BookkeepingLockResource}') " +
+                $"was not granted within {Options.LockTimeout}.");
+        if (result < 0) throw new InvalidOperationException($"Could not take the lock '{sql.BookkeepingLockResource}' (sp_getapplock returned {result}).");
     }
 
     private void EnsureRunsTable(SqlConnection c)
     {
         if (TableExists(c, null, Identifiers.RunsTable)) return;
         Require($"Create table {sql.Schema}.{Identifiers.RunsTable} (the sync's run history)");
-        Execute(c, null, sql.CreateRunsTable);
+        using var tx = c.BeginTransaction(IsolationLevel.ReadCommitted);
+        TakeBookkeepingLock(c, tx, default);
+        if (!TableExists(c, tx, Identifiers.RunsTable)) Execute(c, tx, sql.CreateRunsTable, default);
+        tx.Commit();
     }
 
     private static SqlParameter[] RunParameters(SyncRunRecord run) =>
@@ -372,7 +544,7 @@ internal sealed class SqlServerEventStore : EventStoreBase
         ArgumentNullException.ThrowIfNull(run);
         using var c = Connect();
         EnsureRunsTable(c);
-        Execute(c, null, sql.EndRun, RunParameters(run));
+        Execute(c, null, sql.EndRun, default, RunParameters(run));
     }
 
     public override IReadOnlyList<SyncRunRecord> GetRuns(int last = 20)

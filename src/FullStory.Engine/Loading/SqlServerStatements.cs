@@ -35,6 +35,19 @@ public sealed class SqlServerStatements
         }
     }
 
+    /// <summary>
+    /// The sp_getapplock resource for creating or altering the schema's bookkeeping tables (fullstory_sync_state and
+    /// fullstory_sync_runs), which every events table of the schema shares.
+    /// </summary>
+    public string BookkeepingLockResource
+    {
+        get
+        {
+            string r = ("fullstory-bookkeeping:" + Schema).ToLowerInvariant();
+            return r.Length <= 255 ? r : "fullstory-bookkeeping:" + Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(r)));
+        }
+    }
+
     public static string TypeOf(ColumnDef column) => column.Kind switch
     {
         ColumnKind.Int64 => "bigint",
@@ -56,9 +69,9 @@ public sealed class SqlServerStatements
 
     public const string SchemaExists = "SELECT COUNT(*) FROM sys.schemas WHERE name = @schema;";
 
+    /// <summary>The names of the table's columns as declared, in table order (see <see cref="GetColumnTypes"/>).</summary>
     public const string GetColumns =
-        "SELECT c.name FROM sys.columns AS c JOIN sys.tables AS t ON t.object_id = c.object_id JOIN sys.schemas AS s ON s.schema_id = t.schema_id " +
-        "WHERE s.name = @schema AND t.name = @table ORDER BY c.column_id;";
+        "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = @schema AND TABLE_NAME = @table ORDER BY ORDINAL_POSITION;";
 
     public string CreateEventsTable(IEnumerable<ColumnDef> columns) =>
         $"CREATE TABLE {EventsTable} ({string.Join(", ", columns.Select(c => Quote(c.Name) + " " + TypeOf(c) + " NULL"))});";
@@ -66,16 +79,22 @@ public sealed class SqlServerStatements
     /// <summary>One column per statement: the multi-column form is not accepted by every compatible server.</summary>
     public string AddColumn(ColumnDef column) => $"ALTER TABLE {EventsTable} ADD {Quote(column.Name)} {TypeOf(column)} NULL;";
 
-    /// <summary>Every column of the table @table in schema @schema with its type: name, type name, length in bytes (-1 = max), precision, scale.</summary>
+    /// <summary>
+    /// Every column of the table @table in schema @schema, in table order: name, type name, length in characters (-1 = max),
+    /// numeric precision, numeric scale, fractional-seconds precision. From the ISO view rather than sys.columns: it reports
+    /// each name as declared (case included) on SQL Server and on compatible servers alike, and the load relies on the exact names.
+    /// </summary>
     public const string GetColumnTypes =
-        "SELECT c.name, ty.name, c.max_length, c.precision, c.scale FROM sys.columns AS c JOIN sys.tables AS t ON t.object_id = c.object_id " +
-        "JOIN sys.schemas AS s ON s.schema_id = t.schema_id JOIN sys.types AS ty ON ty.user_type_id = c.user_type_id " +
-        "WHERE s.name = @schema AND t.name = @table ORDER BY c.column_id;";
+        "SELECT COLUMN_NAME, DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION FROM INFORMATION_SCHEMA.COLUMNS " +
+        "WHERE TABLE_SCHEMA = @schema AND TABLE_NAME = @table ORDER BY ORDINAL_POSITION;";
 
-    /// <summary>1 when the state table has is_complete (older versions made it without; all their records are of whole sources).</summary>
+    /// <summary>
+    /// 1 when the state table has is_complete (older versions made it without; all their records are of whole sources).
+    /// The ISO view, like every column lookup here (a compatible server's sys.columns has been seen to fail while another
+    /// session alters a table).
+    /// </summary>
     public string StateHasCompleteness =>
-        "SELECT COUNT(*) FROM sys.columns AS c JOIN sys.tables AS t ON t.object_id = c.object_id JOIN sys.schemas AS s ON s.schema_id = t.schema_id " +
-        $"WHERE s.name = @schema AND t.name = N'{Identifiers.StateTable}' AND c.name = N'is_complete';";
+        $"SELECT COUNT(*) FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = @schema AND TABLE_NAME = N'{Identifiers.StateTable}' AND COLUMN_NAME = N'is_complete';";
 
     public string CreateStateTable =>
         $"CREATE TABLE {StateTable} (id bigint IDENTITY(1,1) NOT NULL PRIMARY KEY, table_name nvarchar(128) NOT NULL, " +

@@ -232,19 +232,20 @@ internal sealed class SqlServerRunLock : IDisposable
         {
             c.Open();
             int timeoutMs = (int)Math.Clamp(wait.TotalMilliseconds, 0, int.MaxValue - 1);
-            using var cmd = new SqlCommand(AcquireSql, c) { CommandTimeout = (int)Math.Min(int.MaxValue, wait.TotalSeconds + 60) };
+            var cmd = new SqlCommand(AcquireSql, c) { CommandTimeout = (int)Math.Min(int.MaxValue, wait.TotalSeconds + 60) };
             cmd.Parameters.Add(new SqlParameter("@resource", System.Data.SqlDbType.NVarChar, 255) { Value = resource });
             cmd.Parameters.Add(new SqlParameter("@timeout", System.Data.SqlDbType.Int) { Value = timeoutMs });
-            int result;
-            using (cancellationToken.Register(cmd.Cancel))
-            {
-                try { result = Convert.ToInt32(cmd.ExecuteScalar()); }
-                catch (SqlException) when (cancellationToken.IsCancellationRequested) { throw new OperationCanceledException(cancellationToken); }
-            }
+            // Cancellable even when the server does not interrupt the lock wait for it (the connection then closes on its own).
+            int result = Convert.ToInt32(SqlCancellation.Run(c, cmd, static x => x.ExecuteScalar(), cancellationToken));
+            cmd.Dispose();
             if (result >= 0) return new SqlServerRunLock(c, resource);
             c.Dispose();
             if (result == -1) return null;
             throw new InvalidOperationException($"Could not take the sync lock '{resource}' (sp_getapplock returned {result}).");
+        }
+        catch (AbandonedCommandException)
+        {
+            throw; // the abandoned wait closes its connection when it ends
         }
         catch
         {

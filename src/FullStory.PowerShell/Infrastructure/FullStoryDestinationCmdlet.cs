@@ -119,6 +119,15 @@ public abstract class FullStoryLoadingCmdlet : FullStoryDestinationCmdlet
     [ValidateRange(1, 10_000_000)]
     public int BatchSize { get; set; } = 10000;
 
+    /// <summary>
+    /// SQL Server: how long the server may take to answer a statement, or to take more rows of the bulk copy, before the
+    /// batch fails and is rolled back (default 5 minutes). Not a limit on a whole load, which takes as long as its data needs.
+    /// </summary>
+    [Parameter(ParameterSetName = SqlServerSet)]
+    [TimeSpanArgument]
+    [ValidatePositiveTimeSpan]
+    public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
     /// <summary>Also give every custom var (evt_*, user_*, page_*) a typed column of its own, added as new ones appear; CustomVars keeps them all anyway.</summary>
     [Parameter]
     public SwitchParameter CustomVarColumns { get; set; }
@@ -128,5 +137,8 @@ public abstract class FullStoryLoadingCmdlet : FullStoryDestinationCmdlet
     public FullStorySession? Session { get; set; }
 
     /// <summary>The table's shape as the parameters say; the destination fills in the names.</summary>
-    protected EventStoreOptions LoadingOptions() => new() { BatchSize = BatchSize, CustomVarColumns = CustomVarColumns.IsPresent };
+    protected EventStoreOptions LoadingOptions() => new()
+    {
+        BatchSize = BatchSize, CustomVarColumns = CustomVarColumns.IsPresent, CommandTimeout = CommandTimeout, BulkCopyTimeout = CommandTimeout,
+    };
 }

@@ -51,3 +51,14 @@ internal sealed class ValidateWindowSizeAttribute : ValidateArgumentsAttribute
         catch (ArgumentException ex) { throw new ValidationMetadataException(ex.Message.Split(" (Parameter")[0]); }
     }
 }
+
+/// <summary>A timeout: positive (a load never waits forever).</summary>
+[AttributeUsage(AttributeTargets.Property | AttributeTargets.Field)]
+internal sealed class ValidatePositiveTimeSpanAttribute : ValidateArgumentsAttribute
+{
+    protected override void Validate(object arguments, EngineIntrinsics engineIntrinsics)
+    {
+        if (arguments is TimeSpan t && t <= TimeSpan.Zero)
+            throw new ValidationMetadataException($"The time span must be positive (it was {t}): a load never waits forever.");
+    }
+}

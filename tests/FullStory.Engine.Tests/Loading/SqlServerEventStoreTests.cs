@@ -9,50 +9,83 @@ namespace FullStory.Engine.Tests.Loading;
 /// </summary>
 public sealed class SqlServerEventStoreTests : EventStoreTests
 {
-    public const string Variable = "FULLSTORY_SQLSERVER_CONNECTION_STRING";
-    private static readonly string? ConnectionString = Environment.GetEnvironmentVariable(Variable);
+    private static string? ConnectionString => SqlServerTestServer.ConnectionString;
     private readonly HashSet<string> tables = new();
 
-    protected override string? SkipReason => string.IsNullOrWhiteSpace(ConnectionString)
-        ? $"No SQL Server here: set {Variable} to run the store suite against a live SQL Server database."
-        : null;
+    protected override string? SkipReason => SqlServerTestServer.SkipReason;
+
+    protected override string? KnownDifference(ServerDifference difference) => SqlServerTestServer.KnownDifference(difference);
 
     private static string Q(string name) => SqlServerStatements.Quote(name);
 
     protected override IEventStore Open(EventStoreOptions options)
     {
-        if (!string.IsNullOrWhiteSpace(options.Table)) tables.Add(options.Table);
-        return EventStoreFactory.OpenSqlServer(ConnectionString!, options);
+        var store = EventStoreFactory.OpenSqlServer(ConnectionString!, options); // refuses invalid names before any table exists
+        tables.Add(options.Table);
+        return store;
     }
 
-    private SqlConnection Connect()
-    {
-        var c = new SqlConnection(ConnectionString);
-        c.Open();
-        return c;
-    }
+    private static SqlConnection Connect() => SqlServerTestServer.Open();
 
+    /// <summary>
+    /// Rows keyed by the column names as declared (from the catalog, matched by position): result sets may report names
+    /// differently (shortened, on the stand-in), and the names in the table are what the tests are about.
+    /// nvarchar(max) values are read in pieces of 2,000 characters as nvarchar(4000): the stand-in lets a PLP chunk of a
+    /// max value cross a TDS packet boundary, which SqlClient misreads now and then (ArgumentOutOfRangeException in
+    /// TryReadByteArray; Babelfish fixed it after 4.3: babelfish_extensions PR 3830). SQL Server keeps chunks within packets.
+    /// </summary>
     protected override List<Dictionary<string, object?>> ReadRawRows(string table)
     {
+        var columns = ColumnTypes(table);
         using var c = Connect();
-        using var cmd = new SqlCommand($"SELECT * FROM [dbo].{Q(table)};", c);
+        var select = new List<string>();
+        var pieces = new int[columns.Count];
+        for (int i = 0; i < columns.Count; i++)
+        {
+            var (name, maxLength) = columns[i];
+            if (maxLength != -1) { select.Add(Q(name)); pieces[i] = 1; continue; }
+            using (var longest = new SqlCommand($"SELECT ISNULL(MAX(LEN({Q(name)} + N'.')), 0) FROM [dbo].{Q(table)};", c))
+                pieces[i] = Math.Max(1, (int)((Convert.ToInt64(longest.ExecuteScalar()) + 1999) / 2000));
+            for (int p = 0; p < pieces[i]; p++) select.Add($"CAST(SUBSTRING({Q(name)}, {p * 2000 + 1}, 2000) AS nvarchar(4000))");
+        }
+        using var cmd = new SqlCommand($"SELECT {string.Join(", ", select)} FROM [dbo].{Q(table)};", c);
         using var r = cmd.ExecuteReader();
         var rows = new List<Dictionary<string, object?>>();
         while (r.Read())
         {
             var row = new Dictionary<string, object?>(StringComparer.OrdinalIgnoreCase);
-            for (int i = 0; i < r.FieldCount; i++) row[r.GetName(i)] = r.IsDBNull(i) ? null : r.GetValue(i);
+            int field = 0;
+            for (int i = 0; i < columns.Count; i++)
+            {
+                if (pieces[i] == 1 && columns[i].MaxLength != -1) { row[columns[i].Name] = r.IsDBNull(field) ? null : r.GetValue(field); field++; continue; }
+                var text = new System.Text.StringBuilder();
+                bool isNull = r.IsDBNull(field);
+                for (int p = 0; p < pieces[i]; p++, field++) if (!r.IsDBNull(field)) text.Append(r.GetString(field));
+                row[columns[i].Name] = isNull ? null : text.ToString();
+            }
             rows.Add(row);
         }
         return rows;
+    }
+
+    private static List<(string Name, int MaxLength)> ColumnTypes(string table)
+    {
+        using var c = Connect();
+        using var cmd = new SqlCommand(SqlServerStatements.GetColumnTypes, c);
+        cmd.Parameters.Add(new SqlParameter("@schema", System.Data.SqlDbType.NVarChar, 128) { Value = "dbo" });
+        cmd.Parameters.Add(new SqlParameter("@table", System.Data.SqlDbType.NVarChar, 128) { Value = table });
+        using var r = cmd.ExecuteReader();
+        var list = new List<(string, int)>();
+        while (r.Read()) list.Add((r.GetString(0), r.IsDBNull(2) ? 0 : Convert.ToInt32(r.GetValue(2))));
+        return list;
     }
 
     protected override IReadOnlyList<string> ColumnNames(string table)
     {
         using var c = Connect();
         using var cmd = new SqlCommand(SqlServerStatements.GetColumns, c);
-        cmd.Parameters.AddWithValue("@schema", "dbo");
-        cmd.Parameters.AddWithValue("@table", table);
+        cmd.Parameters.Add(new SqlParameter("@schema", System.Data.SqlDbType.NVarChar, 128) { Value = "dbo" });
+        cmd.Parameters.Add(new SqlParameter("@table", System.Data.SqlDbType.NVarChar, 128) { Value = table });
         using var r = cmd.ExecuteReader();
         var list = new List<string>();
         while (r.Read()) list.Add(r.GetString(0));
@@ -63,8 +96,8 @@ public sealed class SqlServerEventStoreTests : EventStoreTests
     {
         using var c = Connect();
         using var cmd = new SqlCommand(SqlServerStatements.TableExists, c);
-        cmd.Parameters.AddWithValue("@schema", "dbo");
-        cmd.Parameters.AddWithValue("@table", table);
+        cmd.Parameters.Add(new SqlParameter("@schema", System.Data.SqlDbType.NVarChar, 128) { Value = "dbo" });
+        cmd.Parameters.Add(new SqlParameter("@table", System.Data.SqlDbType.NVarChar, 128) { Value = table });
         return Convert.ToInt64(cmd.ExecuteScalar()) > 0;
     }
 
@@ -100,15 +133,17 @@ public sealed class SqlServerEventStoreTests : EventStoreTests
     {
         if (SkipReason is not null) return;
         using var c = Connect();
+        // A lock left behind (a stuck session) must fail the cleanup, not hang it.
+        using (var set = new SqlCommand("SET LOCK_TIMEOUT 30000;", c)) set.ExecuteNonQuery();
         foreach (var t in tables)
         {
-            using var drop = new SqlCommand($"IF OBJECT_ID(@name, N'U') IS NOT NULL DROP TABLE [dbo].{Q(t)};", c);
-            drop.Parameters.AddWithValue("@name", "[dbo]." + Q(t));
+            using var drop = new SqlCommand($"IF EXISTS (SELECT 1 FROM sys.tables AS t JOIN sys.schemas AS s ON s.schema_id = t.schema_id WHERE s.name = N'dbo' AND t.name = @t) DROP TABLE [dbo].{Q(t)};", c);
+            drop.Parameters.Add(new SqlParameter("@t", System.Data.SqlDbType.NVarChar, 128) { Value = t });
             drop.ExecuteNonQuery();
-            foreach (var book in new[] { (Identifiers.StateTable, "table_name"), (Identifiers.RunsTable, "table_name") })
+            foreach (var book in new[] { Identifiers.StateTable, Identifiers.RunsTable })
             {
-                using var del = new SqlCommand($"IF OBJECT_ID(N'[dbo].{Q(book.Item1)}', N'U') IS NOT NULL DELETE FROM [dbo].{Q(book.Item1)} WHERE {book.Item2} = @t;", c);
-                del.Parameters.AddWithValue("@t", t);
+                using var del = new SqlCommand($"IF OBJECT_ID(N'[dbo].{Q(book)}', N'U') IS NOT NULL DELETE FROM [dbo].{Q(book)} WHERE table_name = @t;", c);
+                del.Parameters.Add(new SqlParameter("@t", System.Data.SqlDbType.NVarChar, 128) { Value = t });
                 del.ExecuteNonQuery();
             }
         }

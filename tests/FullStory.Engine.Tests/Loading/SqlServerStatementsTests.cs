@@ -90,4 +90,38 @@ public class SqlServerStatementsTests
         Assert.Equal(new SqlServerStatements("dbo", "Events").LockResource, new SqlServerStatements("DBO", "events").LockResource);
         Assert.True(new SqlServerStatements(new string('s', 128), new string('t', 128)).LockResource.Length <= 255);
     }
+
+    [Fact]
+    public void Every_parameter_the_product_sends_to_SQL_Server_is_typed()
+    {
+        // The source of every SqlClient call in the engine: no AddWithValue (an untyped NULL goes out as nvarchar), and
+        // every SqlParameter built with its SqlDbType (SqlParam's helpers, or the constructor with a type).
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "FullStoryPS.sln"))) dir = dir.Parent;
+        Assert.NotNull(dir);
+        var files = Directory.GetFiles(Path.Combine(dir!.FullName, "src"), "*.cs", SearchOption.AllDirectories)
+            .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}") && File.ReadAllText(f).Contains("Microsoft.Data.SqlClient"))
+            .ToList();
+        Assert.Contains(files, f => f.EndsWith("SqlServerEventStore.cs"));
+        foreach (var f in files)
+        {
+            var text = File.ReadAllText(f);
+            Assert.DoesNotContain("AddWithValue", text);
+            // new SqlParameter(...), and new(...) returned by a member declared to return a SqlParameter (SqlParam's helpers).
+            const string pattern = @"new SqlParameter\((?<args>[^)]*)\)|SqlParameter\s+\w+\([^)]*\)\s*=>\s*new\((?<args>[^)]*)\)";
+            foreach (System.Text.RegularExpressions.Match m in System.Text.RegularExpressions.Regex.Matches(text, pattern))
+                Assert.True(m.Groups["args"].Value.Contains("SqlDbType."), $"{Path.GetFileName(f)}: {m.Value} has no SqlDbType");
+            if (f.EndsWith("SqlServerEventStore.cs"))
+                Assert.Equal(5, System.Text.RegularExpressions.Regex.Matches(text, @"SqlParameter\s+\w+\([^)]*\)\s*=>\s*new\(").Count); // Text, BigInt, Int, Bit, Time (Name and Key go through Text)
+        }
+
+        // And the helpers type NULLs too (what the stand-in refuses untyped: a NULL into datetimeoffset).
+        var time = SqlParam.Time("@t", null);
+        Assert.Equal(System.Data.SqlDbType.DateTimeOffset, time.SqlDbType);
+        Assert.Equal(3, time.Scale);
+        Assert.Equal(DBNull.Value, time.Value);
+        Assert.Equal((System.Data.SqlDbType.NVarChar, 320), (SqlParam.Key("@k", "x").SqlDbType, SqlParam.Key("@k", "x").Size));
+        Assert.Equal((System.Data.SqlDbType.NVarChar, -1), (SqlParam.Text("@e", null, -1).SqlDbType, SqlParam.Text("@e", null, -1).Size));
+        Assert.Equal(System.Data.SqlDbType.BigInt, SqlParam.BigInt("@b", null).SqlDbType);
+    }
 }
