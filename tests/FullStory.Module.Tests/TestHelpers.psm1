@@ -67,6 +67,17 @@ function Invoke-FreshPwsh {
     [pscustomobject]@{ ExitCode = $p.ExitCode; Output = $stdout.Result; Errors = $stderr.Result }
 }
 
+# Starts a script in a new pwsh process and returns the process without waiting: for tests that kill it mid-run.
+function Start-PwshProcess {
+    param([string] $Script)
+    $exe = [Environment]::ProcessPath
+    $psi = [System.Diagnostics.ProcessStartInfo]::new($exe)
+    if ([IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') { $psi.ArgumentList.Add((Join-Path $PSHOME 'pwsh.dll')) }
+    foreach ($a in '-NoProfile', '-NonInteractive', '-Command', $Script) { $psi.ArgumentList.Add($a) }
+    $psi.RedirectStandardOutput = $true; $psi.UseShellExecute = $false
+    [System.Diagnostics.Process]::Start($psi)
+}
+
 # The engine's dependency self-check, reached through a module type (engine type literals do not resolve: private load context).
 function Invoke-DependencyCheck {
     $assembly = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'FullStory.Engine' } | Select-Object -First 1

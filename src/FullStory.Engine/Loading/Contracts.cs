@@ -54,7 +54,8 @@ public sealed class LoadReport
 
     public override string ToString() => AlreadyLoaded
         ? $"{BatchKey}: already loaded into {Table}"
-        : $"{BatchKey}: {Rows} rows into {Table} in {Duration.TotalSeconds:0.0} s{(IsComplete ? "" : " (part of the source)")}";
+        : string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"{BatchKey}: {Rows} {(Rows == 1 ? "row" : "rows")} into {Table} in {Duration.TotalSeconds:0.0} s{(IsComplete ? "" : " (part of the source)")}");
 }
 
 /// <summary>How a store names and shapes its tables.</summary>

@@ -561,30 +561,7 @@ internal sealed class ParquetEventStore : EventStoreBase
 
     // ---- Run history: one JSON file per run, written atomically ----
 
-    private sealed class RunFile
-    {
-        public long RunId { get; set; }
-        public DateTimeOffset StartedAt { get; set; }
-        public DateTimeOffset? EndedAt { get; set; }
-        public string Api { get; set; } = "";
-        public string Table { get; set; } = "";
-        public string Outcome { get; set; } = "";
-        public int Batches { get; set; }
-        public long Rows { get; set; }
-        public long Bytes { get; set; }
-        public int Retries { get; set; }
-        public string? Error { get; set; }
-        public DateTimeOffset? DataThrough { get; set; }
-        public string? Host { get; set; }
-    }
-
     private string RunPath(long id) => Path.Combine(runsDir, $"run-{id:D12}.json");
-
-    private static RunFile ToFile(SyncRunRecord r) => new()
-    {
-        RunId = r.RunId, StartedAt = r.StartedAt, EndedAt = r.EndedAt, Api = r.Api, Table = r.Table, Outcome = r.Outcome, Batches = r.Batches,
-        Rows = r.Rows, Bytes = r.Bytes, Retries = r.Retries, Error = r.Error, DataThrough = r.DataThrough, Host = r.Host,
-    };
 
     public override long BeginRun(SyncRunRecord run)
     {
@@ -602,14 +579,14 @@ internal sealed class ParquetEventStore : EventStoreBase
             catch (IOException) when (File.Exists(RunPath(next))) { next++; }
         }
         run.RunId = next;
-        WriteAtomically(RunPath(next), JsonSerializer.SerializeToUtf8Bytes(ToFile(run), Json));
+        WriteAtomically(RunPath(next), JsonSerializer.SerializeToUtf8Bytes(run, Json));
         return next;
     }
 
     public override void EndRun(SyncRunRecord run)
     {
         ArgumentNullException.ThrowIfNull(run);
-        WriteAtomically(RunPath(run.RunId), JsonSerializer.SerializeToUtf8Bytes(ToFile(run), Json));
+        WriteAtomically(RunPath(run.RunId), JsonSerializer.SerializeToUtf8Bytes(run, Json));
     }
 
     private IEnumerable<long> RunIds() => !Directory.Exists(runsDir) ? [] :
@@ -621,20 +598,15 @@ internal sealed class ParquetEventStore : EventStoreBase
         foreach (long id in RunIds().OrderDescending())
         {
             if (list.Count >= last) break;
-            RunFile? r;
+            SyncRunRecord? r;
             try
             {
                 var bytes = File.ReadAllBytes(RunPath(id));
                 if (bytes.Length == 0) continue; // claimed, not written yet
-                r = JsonSerializer.Deserialize<RunFile>(bytes, Json);
+                r = JsonSerializer.Deserialize<SyncRunRecord>(bytes, Json);
             }
             catch (FileNotFoundException) { continue; }
-            if (r is null) continue;
-            list.Add(new SyncRunRecord
-            {
-                RunId = r.RunId, StartedAt = r.StartedAt, EndedAt = r.EndedAt, Api = r.Api, Table = r.Table, Outcome = r.Outcome, Batches = r.Batches,
-                Rows = r.Rows, Bytes = r.Bytes, Retries = r.Retries, Error = r.Error, DataThrough = r.DataThrough, Host = r.Host,
-            });
+            if (r is not null) list.Add(r);
         }
         return list;
     }

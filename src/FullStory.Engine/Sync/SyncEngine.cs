@@ -413,7 +413,7 @@ public sealed class SyncEngine
         {
             // Whatever the exception (PowerShell throws its own once stopping), the user stopped the run.
             summary.Outcome = "Cancelled";
-            summary.Error = $"The run was stopped (Ctrl+C or a stop request) after loading {summary.Batches} batch(es)"
+            summary.Error = $"The run was stopped (Ctrl+C or a stop request) after loading {Count(summary.Batches, "batch", "batches")}"
                 + (rolledBack is null ? "" : $"; {rolledBack} was being loaded and was rolled back")
                 + "; the next run continues from there.";
         }
@@ -428,7 +428,7 @@ public sealed class SyncEngine
         summary.Message ??= summary.Outcome switch
         {
             "Succeeded" when summary.Batches == 0 => "Nothing new to load.",
-            "Succeeded" => $"Loaded {summary.Batches} batch(es), {summary.Rows:N0} rows.",
+            "Succeeded" => $"Loaded {Count(summary.Batches, "batch", "batches")}, {Count(summary.Rows, "row", "rows")}.",
             _ => summary.Error,
         };
 
@@ -532,6 +532,9 @@ public sealed class SyncEngine
             Log($"Could not read how far the data goes: {session.Redact(ex.Message)}");
         }
     }
+
+    private static string Count(long n, string one, string many) =>
+        n.ToString("N0", System.Globalization.CultureInfo.InvariantCulture) + " " + (n == 1 ? one : many);
 
     private static string Iso(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
 
