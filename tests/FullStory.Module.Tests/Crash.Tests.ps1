@@ -22,20 +22,16 @@ Describe 'A load killed mid-bundle (<Kind>)' -ForEach $Destinations {
             # The second bundle trickles in, so the kill lands while its transaction is open.
             Invoke-Emulator $emulator '/_emulator/faults' -Method Post -Body @(@{ Endpoint = 'get'; BundleId = $bundles[1].Id; Kind = 'Slow'; BytesPerSecond = 40000; Times = 1 }) | Out-Null
             $script = "Import-Module '$ModulePath'; Connect-FullStory -ApiKey '$($emulator.ApiKey)' -BaseUri '$($emulator.BaseUri)'; Get-FullStoryBundle -Start 2000-01-01 | Export-FullStoryEvents $($dest.Argument)"
-            $exe = [Environment]::ProcessPath
-            $psi = [System.Diagnostics.ProcessStartInfo]::new($exe)
-            if ([IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') { $psi.ArgumentList.Add((Join-Path $PSHOME 'pwsh.dll')) }
-            foreach ($a in '-NoProfile', '-NonInteractive', '-Command', $script) { $psi.ArgumentList.Add($a) }
-            $psi.RedirectStandardOutput = $true; $psi.UseShellExecute = $false
-            $p = [System.Diagnostics.Process]::Start($psi)
-            # The emulator logs a request when it ends: once the first bundle is served, the second (about 11 s at this
-            # rate) is being trickled into its open transaction.
-            $deadline = [DateTime]::UtcNow.AddSeconds(60)
+            $p = Start-PwshProcess $script
+            # Kill once the first bundle is committed (its record is in the state table), while the second (about 11 s at
+            # this rate) trickles into its open transaction. Waiting on the record, not on a fixed time: a busy machine
+            # can take seconds to load the first bundle.
+            $deadline = [DateTime]::UtcNow.AddSeconds(120)
             do {
-                Start-Sleep -Milliseconds 100
-                $served = (Invoke-Emulator $emulator '/_emulator/stats').requests | Where-Object { $_.endpoint -eq 'get' -and $_.bundleId -eq $bundles[0].Id }
-            } until ($served -or [DateTime]::UtcNow -gt $deadline)
-            Start-Sleep -Milliseconds 2500
+                Start-Sleep -Milliseconds 200
+                $recorded = try { Invoke-DestinationQuery $dest "select count(*) from fullstory_sync_state where table_name = '{table}'" } catch { 0 }
+            } until ($recorded -ge 1 -or $p.HasExited -or [DateTime]::UtcNow -gt $deadline)
+            Start-Sleep -Milliseconds 1000
             $p.HasExited | Should -BeFalse
             $p.Kill($true)
             $p.WaitForExit()
