@@ -11,6 +11,8 @@
     whose exports take 2 seconds and which lets 4 run at once: one window at a time against the default, same run.
 .PARAMETER SegmentExportOnly
     Runs only the Segment Export backfill and replaces its section of the results file, keeping the other rows.
+.PARAMETER ParquetOnly
+    Runs only the Parquet lake rows (engine: bundle to Parquet next to bundle to SQLite) and replaces their section.
 .PARAMETER SqlServerOnly
     Runs only the SQL Server cases and replaces their section of the results file, keeping the other rows.
     The SQL Server cases load into FULLSTORY_SQLSERVER_CONNECTION_STRING (build.ps1 -Task Bench starts the TDS stand-in
@@ -24,6 +26,7 @@ param(
     [int] $EventsPerDay = 100,
     [switch] $SegmentExportOnly,
     [switch] $SqlServerOnly,
+    [switch] $ParquetOnly,
     [int] $ColdEvents = 200000,
     # Fresh processes per start-up case; the table shows the median (one shared machine is noisy).
     [int] $StartupRuns = 5,
@@ -254,6 +257,42 @@ if ($SqlServerOnly) {
     return
 }
 
+# ---------------------------------------------------------------- Parquet lake
+# Bundle to a Parquet lake folder next to bundle to SQLite (the engine, each in a fresh process, same bundles, same run):
+# rows/s, peak working set, and bytes on disk next to the gzip JSON the bundle came in.
+function Get-ParquetSection {
+    & dotnet build $benchProject -c $Configuration -nologo -v q /clp:ErrorsOnly | Write-Host
+    if ($LASTEXITCODE -ne 0) { throw 'The engine benchmarks did not build.' }
+    $rows = foreach ($case in @(@('sqlite', $small, "$SmallEvents events"), @('parquet', $small, "$SmallEvents events"), @('sqlite', $big, '1 GB'), @('parquet', $big, '1 GB'))) {
+        Invoke-EngineCase $case
+    }
+    $gzip = @{ "$SmallEvents events" = (Get-Item $small).Length; '1 GB' = (Get-Item $big).Length }
+    $mb = { param($bytes) [math]::Round($bytes / 1MB, 1) }
+    $pq = $rows | Where-Object Case -like 'Parquet*1 GB*'
+    $sq = $rows | Where-Object Case -like 'SQLite*1 GB*'
+    @(
+        '## Parquet lake: bundle to Parquet files'
+        ''
+        'Engine (no PowerShell), one batch per bundle, each case in a fresh process. On disk: the Parquet files (Snappy,'
+        'Hive partitions by day) or the SQLite file, against the gzip JSON the bundle came in.'
+        ''
+        '| case | events | seconds | rows/s | peak working set (MB) | on disk (MB) | gzip JSON (MB) |'
+        '|---|---:|---:|---:|---:|---:|---:|'
+    ) + ($rows | ForEach-Object {
+        $label = if ($_.Case -like '*1 GB*') { '1 GB' } else { "$SmallEvents events" }
+        "| $($_.Case) | $($_.Events) | $($_.Seconds) | $($_.EventsPerSecond) | $($_.PeakWorkingSetMB) | $(& $mb $_.BytesOnDisk) | $(& $mb $gzip[$label]) |"
+    }) + @(
+        ''
+        ("~1 GB bundle: to Parquet **{0:N0} rows/s** against **{1:N0}** to SQLite ({2:P0}); {3:N1} MB of Parquet against {4:N1} MB of gzip JSON and {5:N1} MB of SQLite; peak working set {6} MB (memory bounded by one row group per open partition)." -f `
+            $pq.EventsPerSecond, $sq.EventsPerSecond, ($pq.EventsPerSecond / $sq.EventsPerSecond), (& $mb $pq.BytesOnDisk), (& $mb $gzip['1 GB']), (& $mb $sq.BytesOnDisk), $pq.PeakWorkingSetMB)
+    )
+}
+
+if ($ParquetOnly) {
+    Set-ResultsSection '## Parquet lake: bundle to Parquet files' (Get-ParquetSection)
+    return
+}
+
 $results = @(
     # The script a user would otherwise write: read it all, ConvertFrom-Json, then the pipeline.
     Measure-Case 'naive: GZipStream + ConvertFrom-Json | Measure-Object' @"
@@ -401,6 +440,8 @@ if ($parse -and $load) {
     $lines += ''
     $lines += ("Bundle to SQLite runs at **{0:P0}** of the speed of decompressing and parsing alone (goal: at least 50%)." -f ($load.EventsPerSecond / $parse.EventsPerSecond))
 }
+$lines += ''
+$lines += Get-ParquetSection
 $lines += ''
 $lines += Get-SqlServerSection
 $lines += ''

@@ -33,6 +33,8 @@ switch (mode)
             // As BatchLoader does (the fast path): parsing on a worker thread overlaps the inserts.
             var report = store.LoadBatch(new BatchInfo("bundle:1"), ReadAhead.Buffered(reader.ReadAll()), () => reader.BytesRead);
             events = report.Rows;
+            store.Dispose();
+            bytesOnDisk = new FileInfo(db).Length;
         }
         finally
         {
