@@ -84,22 +84,32 @@ public sealed class PipelineEventLoader : IDisposable
         ArgumentNullException.ThrowIfNull(ev);
         EventsSeen++;
         string key = ev.Source ?? FallbackKey;
+        // An event that cannot be loaded at all neither ends nor joins a chunk (and its error is the only one this call throws).
+        if (!Valid(key)) return Array.Empty<LoadReport>();
         IReadOnlyList<LoadReport> reports = Array.Empty<LoadReport>();
+        PipelineLoadException? previousFailed = null;
 
         if (runKey is not null && !string.Equals(runKey, key, StringComparison.Ordinal))
         {
+            // The chunk so far commits (or turns out to have failed); this event goes on either way, in a new chunk.
             if (chunk is not null && (runEnded || chunk.Events >= ChunkEvents || chunk.Age.Elapsed >= ChunkTime))
-                reports = FinishChunk();
+            {
+                try { reports = FinishChunk(); }
+                catch (PipelineLoadException ex) { previousFailed = ex; }
+            }
             runEnded = false;
         }
         runKey = key;
         if (ev.SourceCount is not null) runEnded = true;
 
-        if (!Admit(key, ev)) return reports;
-        chunk ??= StartChunk();
-        chunk.Keys.Add(key);
-        chunk.Events++;
-        Feed(chunk, ev);
+        if (Admit(key, ev))
+        {
+            chunk ??= StartChunk();
+            chunk.Keys.Add(key);
+            chunk.Events++;
+            Feed(chunk, ev);
+        }
+        if (previousFailed is not null) throw previousFailed;
         return reports;
     }
 
@@ -124,21 +134,22 @@ public sealed class PipelineEventLoader : IDisposable
         if (c.Worker.IsCompleted) c.Queue.Dispose();
     }
 
+    /// <summary>False for the events of a source that cannot be a batch key; throws the first time such a source is seen.</summary>
+    private bool Valid(string key)
+    {
+        if (admitted.ContainsKey(key)) return true;
+        if (rejected.Contains(key)) { EventsRejected++; return false; }
+        if (key.Length > 0 && key.Length <= EventTableModel.MaxBatchKeyLength && !string.IsNullOrWhiteSpace(key)) return true;
+        rejected.Add(key);
+        EventsRejected++;
+        throw new ArgumentException(
+            $"Events with the Source '{(key.Length > 60 ? key[..60] + "…" : key)}' cannot be loaded: a Source is the batch key and must have 1 to " +
+            $"{EventTableModel.MaxBatchKeyLength} characters. Its events are not loaded.", "Source");
+    }
+
     private bool Admit(string key, FullStoryEvent ev)
     {
-        if (rejected.Contains(key)) { EventsRejected++; return false; }
-        if (!admitted.TryGetValue(key, out bool yes))
-        {
-            if (key.Length == 0 || key.Length > EventTableModel.MaxBatchKeyLength || string.IsNullOrWhiteSpace(key))
-            {
-                rejected.Add(key);
-                EventsRejected++;
-                throw new ArgumentException(
-                    $"Events with the Source '{(key.Length > 60 ? key[..60] + "…" : key)}' cannot be loaded: a Source is the batch key and must have 1 to " +
-                    $"{EventTableModel.MaxBatchKeyLength} characters. Its events are not loaded.", "Source");
-            }
-            admitted[key] = yes = admitSource?.Invoke(key) ?? true;
-        }
+        if (!admitted.TryGetValue(key, out bool yes)) admitted[key] = yes = admitSource?.Invoke(key) ?? true;
         if (!yes) EventsDeclined++;
         return yes;
     }
