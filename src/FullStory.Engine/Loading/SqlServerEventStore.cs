@@ -233,14 +233,8 @@ internal sealed class SqlServerEventStore : EventStoreBase
             // Serialises loads into this table across processes and machines; released by the commit or rollback. Waits at
             // most LockTimeout (the server answers -1 then), so a lock that is never released cannot hold a load forever.
             // The wait may be long: a cancellation the server does not act on (some do not interrupt a lock wait) is not waited out.
-            var cmd = Command(c, tx, sql.GetAppLock, SqlParam.Text("@resource", sql.LockResource, 255), SqlParam.Int("@timeout", lockTimeoutMs));
-            cmd.CommandTimeout = (int)Math.Min(int.MaxValue, (long)commandTimeout + lockTimeoutMs / 1000 + 1);
-            int result = Convert.ToInt32(SqlCancellation.Run(c, cmd, static x => x.ExecuteScalar(), cancellationToken));
-            cmd.Dispose();
-            if (result == -1)
-                throw new LoadLockTimeoutException($"the table's load lock (sp_getapplock resource '{sql.LockResource}') was not granted within {Options.LockTimeout}: " +
-                    "another load of the table has held it all that time.");
-            if (result < 0) throw new InvalidOperationException($"Could not take the load lock on {DisplayTable} (sp_getapplock returned {result}).");
+            TakeAppLock(c, tx, sql.LockResource, $"the table's load lock (sp_getapplock resource '{sql.LockResource}') was not granted within {Options.LockTimeout}: " +
+                "another load of the table has held it all that time.", cancellationToken);
             return new Transaction(this, c, tx, cancellationToken);
         }
         catch (AbandonedCommandException)
@@ -499,16 +493,19 @@ internal sealed class SqlServerEventStore : EventStoreBase
     /// cover them: creating or altering one takes this lock (until the transaction ends) and checks again under it, so
     /// two first loads of different tables never both create it.
     /// </summary>
-    private void TakeBookkeepingLock(SqlConnection c, SqlTransaction tx, CancellationToken ct)
+    private void TakeBookkeepingLock(SqlConnection c, SqlTransaction tx, CancellationToken ct) =>
+        TakeAppLock(c, tx, sql.BookkeepingLockResource, $"the lock for creating the schema's bookkeeping tables (sp_getapplock resource " +
+            $"'{sql.BookkeepingLockResource}') was not granted within {Options.LockTimeout}.", ct);
+
+    /// <summary>Takes an exclusive transaction-owned app lock, waiting at most LockTimeout (then <see cref="LoadLockTimeoutException"/> with <paramref name="timeoutMessage"/>).</summary>
+    private void TakeAppLock(SqlConnection c, SqlTransaction tx, string resource, string timeoutMessage, CancellationToken ct)
     {
-        var cmd = Command(c, tx, sql.GetAppLock, SqlParam.Text("@resource", sql.BookkeepingLockResource, 255), SqlParam.Int("@timeout", lockTimeoutMs));
+        using var cmd = Command(c, tx, sql.GetAppLock, SqlParam.Text("@resource", resource, 255), SqlParam.Int("@timeout", lockTimeoutMs));
+        // The server waits up to the lock timeout before it answers: the command may take that long on top of its own timeout.
         cmd.CommandTimeout = (int)Math.Min(int.MaxValue, (long)commandTimeout + lockTimeoutMs / 1000 + 1);
         int result = Convert.ToInt32(SqlCancellation.Run(c, cmd, static x => x.ExecuteScalar(), ct));
-        cmd.Dispose();
-        if (result == -1)
-            throw new LoadLockTimeoutException($"the lock for creating the schema's bookkeeping tables (sp_getapplock resource '{sql.BookkeepingLockResource}') " +
-                $"was not granted within {Options.LockTimeout}.");
-        if (result < 0) throw new InvalidOperationException($"Could not take the lock '{sql.BookkeepingLockResource}' (sp_getapplock returned {result}).");
+        if (result == -1) throw new LoadLockTimeoutException(timeoutMessage);
+        if (result < 0) throw new InvalidOperationException($"Could not take the lock '{resource}' on {DisplayTable} (sp_getapplock returned {result}).");
     }
 
     private void EnsureRunsTable(SqlConnection c)
