@@ -144,6 +144,41 @@ Import-Module '$ModulePath'; $Connect
         Invoke-SqliteQuery -Path $db -Query 'select count(*) from events' | Should -Be (Get-EmulatorCount $Start.AddDays(35) $last.End)
     }
 
+    It 'gives up an export FullStory never finishes after -ExportTimeout, records why, and the next run loads the windows' {
+        $db = Join-Path $Dir 'stuck.db'
+        $from = $Start.AddDays(38)
+        # Exports that take an hour; and no limit on running ones, as the given-up exports still run at the emulator.
+        Invoke-Emulator $Emulator '/_emulator/settings' -Method Post -Body @{ exportSeconds = 3600; maxRunningExports = 0 } | Out-Null
+        try {
+            { Connect-FullStory -ApiKey $Emulator.ApiKey -BaseUri $Emulator.BaseUri -ExportTimeout 2 } | Should -Throw -ExpectedMessage '*no unit*'
+            { Connect-FullStory -ApiKey $Emulator.ApiKey -BaseUri $Emulator.BaseUri -ExportTimeout '-00:01:00' } | Should -Throw -ExpectedMessage '*positive*'
+            Connect-FullStory -ApiKey $Emulator.ApiKey -BaseUri $Emulator.BaseUri -PollInterval 00:00:00.2 -ExportTimeout 00:00:02
+            $sw = [Diagnostics.Stopwatch]::StartNew()
+            $err = $null
+            try { Sync-FullStoryEvent -Path $db -Api SegmentExport -Start $from | Out-Null } catch { $err = $_ }
+            $sw.Elapsed.TotalSeconds | Should -BeLessThan 60
+            $err.FullyQualifiedErrorId | Should -BeLike 'FullStory.SyncFailed*'
+            $err.CategoryInfo.Category | Should -Be 'OperationTimeout'
+            $err.Exception.Message | Should -Match 'did not finish the export \(operation \S+\) within 2 s'
+            $err.ErrorDetails.RecommendedAction | Should -Match '-ExportTimeout'
+            $run = Get-FullStorySyncHistory -Path $db -Last 1
+            $run.Outcome | Should -Be 'Failed'
+            $run.Error | Should -Match 'did not finish the export'
+            Get-StateCount $db | Should -Be 0
+        }
+        finally { Invoke-Emulator $Emulator '/_emulator/settings' -Method Post -Body @{ exportSeconds = 1 } | Out-Null }
+        try {
+            Connect-FullStory -ApiKey $Emulator.ApiKey -BaseUri $Emulator.BaseUri -PollInterval 00:00:00.2
+            $s = Sync-FullStoryEvent -Path $db -Api SegmentExport -Start $from
+            $s.Outcome | Should -Be 'Succeeded'
+            $windows = @(Get-Windows $db)
+            $windows[0].Start | Should -Be $from
+            foreach ($w in $windows) { $w.Rows | Should -Be (Get-EmulatorCount $w.Start $w.End) -Because $w.Key }
+            Invoke-SqliteQuery -Path $db -Query 'select count(*) from events' | Should -Be (Get-EmulatorCount $from $windows[-1].End)
+        }
+        finally { Invoke-Emulator $Emulator '/_emulator/settings' -Method Post -Body @{ maxRunningExports = 4 } | Out-Null }
+    }
+
     It 'says a run that cannot write its destination is not recorded, never "run 0"' {
         Connect-FullStory -ApiKey $Emulator.ApiKey -BaseUri $Emulator.BaseUri
         $err = $null

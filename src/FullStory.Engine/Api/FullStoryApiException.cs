@@ -27,6 +27,18 @@ public sealed class FullStoryExportFailedException(string operationId, string de
     public string Details { get; } = details;
 }
 
+/// <summary>An export stayed unfinished (PENDING or RUNNING) longer than <see cref="RetrySettings.ExportTimeout"/>; it is given up.</summary>
+public sealed class FullStoryExportTimedOutException(string operationId, string state, TimeSpan timeout)
+    : FullStoryApiException($"FullStory did not finish the export (operation {operationId}) within {FormatTimeout(timeout)}: it is still {state}. " +
+        "It is given up; try again later, or allow longer with Connect-FullStory -ExportTimeout.")
+{
+    public string OperationId { get; } = operationId;
+    public TimeSpan Timeout { get; } = timeout;
+
+    private static string FormatTimeout(TimeSpan t) =>
+        t.TotalHours >= 1 && t.Minutes == 0 && t.Seconds == 0 ? $"{t.TotalHours:0} h" : t.TotalMinutes >= 1 && t.Seconds == 0 ? $"{t.TotalMinutes:0} min" : $"{t.TotalSeconds:0.###} s";
+}
+
 /// <summary>
 /// FullStory answered 429 Too Many Requests and the caller handles it itself instead of retrying blindly (the segment export
 /// scheduler waits <see cref="RetryAfter"/> and lowers the number of exports it keeps in flight).

@@ -125,6 +125,7 @@ public sealed partial class FullStoryClient
     {
         observer ??= OperationObserver.None;
         var backoff = new PollBackoff(session.Retry.PollInterval);
+        var waited = System.Diagnostics.Stopwatch.StartNew();
         while (true)
         {
             var op = GetOperation(operationId, observer, cancellationToken);
@@ -136,6 +137,8 @@ public sealed partial class FullStoryClient
                 case "FAILED":
                     throw new FullStoryExportFailedException(operationId, session.Redact(op.ErrorDetails ?? "no details given"));
                 default:
+                    if (waited.Elapsed >= session.Retry.ExportTimeout)
+                        throw new FullStoryExportTimedOutException(operationId, op.State, session.Retry.ExportTimeout);
                     var wait = backoff.Next();
                     observer.ExportProgress?.Invoke(op.PercentComplete, op.State);
                     observer.Log($"Export {operationId} is {op.State} ({op.PercentComplete}% done); asking again in {wait.TotalSeconds:0.##} s.");

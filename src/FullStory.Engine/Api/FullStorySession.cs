@@ -103,6 +103,11 @@ public sealed class RetrySettings
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(100);
     /// <summary>How often to ask about a pending segment export (hauser uses 5 s).</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(5);
+    /// <summary>
+    /// How long one segment export may stay unfinished (PENDING or RUNNING) before it is given up as failed: a scheduled run
+    /// must end even when FullStory never finishes an export. FullStory's exports take seconds to minutes.
+    /// </summary>
+    public TimeSpan ExportTimeout { get; set; } = TimeSpan.FromHours(2);
 
     public override string ToString() => string.Create(System.Globalization.CultureInfo.InvariantCulture,
         $"{MaxAttempts} attempts, backoff {BaseDelay.TotalSeconds}s..{MaxDelay.TotalSeconds}s");

@@ -66,6 +66,7 @@ public sealed class SegmentExportScheduler : IDisposable
         public string? SearchExportId;
         public PollBackoff Backoff;
         public long NextPollAt; // Stopwatch ticks
+        public long RunningSince; // Stopwatch ticks: when FullStory accepted it
         public int Percent;
         public string LastState = "";
         public Exception? Error;
@@ -287,6 +288,7 @@ public sealed class SegmentExportScheduler : IDisposable
                 return true;
             }
             slot.State = SlotState.Running;
+            slot.RunningSince = Stopwatch.GetTimestamp();
             slot.LastState = "PENDING";
             slot.Backoff = new PollBackoff(retry.PollInterval);
             slot.NextPollAt = Stopwatch.GetTimestamp() + Ticks(slot.Backoff.Next());
@@ -358,6 +360,12 @@ public sealed class SegmentExportScheduler : IDisposable
                     SplitOrFail(slot, new FullStoryExportFailedException(op.Id, client.Redact(op.ErrorDetails ?? "no details given")), "its export FAILED");
                     break;
                 default:
+                    if (Stopwatch.GetElapsedTime(slot.RunningSince) >= retry.ExportTimeout)
+                    {
+                        // Not split: a window FullStory never finishes is not known to be too large, and halves would wait as long.
+                        Fail(slot, new FullStoryExportTimedOutException(op.Id, op.State, retry.ExportTimeout));
+                        break;
+                    }
                     var wait = slot.Backoff.Next();
                     slot.NextPollAt = Stopwatch.GetTimestamp() + Ticks(wait);
                     if (op.PercentComplete != slot.Percent || op.State != slot.LastState)

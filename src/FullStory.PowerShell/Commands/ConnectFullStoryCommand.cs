@@ -46,6 +46,12 @@ public sealed class ConnectFullStoryCommand : FullStoryCmdletBase
     [Parameter]
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>How long one segment export may stay unfinished before it is given up as failed (default 2 hours): a scheduled run always ends.</summary>
+    [Parameter]
+    [TimeSpanArgument]
+    [ValidatePositiveTimeSpan]
+    public TimeSpan ExportTimeout { get; set; } = TimeSpan.FromHours(2);
+
     /// <summary>Also write the session to the pipeline.</summary>
     [Parameter]
     public SwitchParameter PassThru { get; set; }
@@ -67,7 +73,7 @@ public sealed class ConnectFullStoryCommand : FullStoryCmdletBase
         FullStorySession session;
         try
         {
-            var retry = new RetrySettings { MaxAttempts = MaxAttempts, BaseDelay = RetryDelay, PollInterval = PollInterval };
+            var retry = new RetrySettings { MaxAttempts = MaxAttempts, BaseDelay = RetryDelay, PollInterval = PollInterval, ExportTimeout = ExportTimeout };
             session = new FullStorySession(new ApiKeyCredential(key!), Region, BaseUri, retry);
         }
         catch (ArgumentException ex)

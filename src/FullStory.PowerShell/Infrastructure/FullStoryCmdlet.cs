@@ -93,6 +93,7 @@ public abstract class FullStoryCmdletBase : PSCmdlet, IDisposable
         FailureKind.ResourceBusy => ErrorCategory.ResourceBusy,
         FailureKind.ResourceUnavailable => ErrorCategory.ResourceUnavailable,
         FailureKind.WriteError => ErrorCategory.WriteError,
+        FailureKind.OperationTimeout => ErrorCategory.OperationTimeout,
         _ => ErrorCategory.NotSpecified,
     };
 
@@ -102,7 +103,7 @@ public abstract class FullStoryCmdletBase : PSCmdlet, IDisposable
         ActiveSession = explicitSession ?? DefaultSessionStore.Get();
         DebugInvocation();
         if (ActiveSession is not null)
-            Debug($"Using {(explicitSession is null ? "the default session" : "-Session")}: {ActiveSession}; retries: {ActiveSession.Retry.MaxAttempts} attempts from {ActiveSession.Retry.BaseDelay}, export polls every {ActiveSession.Retry.PollInterval}.");
+            Debug($"Using {(explicitSession is null ? "the default session" : "-Session")}: {ActiveSession}; retries: {ActiveSession.Retry.MaxAttempts} attempts from {ActiveSession.Retry.BaseDelay}, export polls every {ActiveSession.Retry.PollInterval}, an export given up after {ActiveSession.Retry.ExportTimeout}.");
     }
 
     protected void ThrowIfNoSession()

@@ -277,6 +277,23 @@ public class FullStoryClientTests
     }
 
     [Fact]
+    public async Task An_export_FullStory_never_finishes_is_given_up_after_the_export_timeout()
+    {
+        await using var fs = await EmulatedFullStory.StartAsync(o => o.ExportDuration = TimeSpan.FromHours(1));
+        fs.Session.Retry.ExportTimeout = TimeSpan.FromMilliseconds(500);
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        var ex = Assert.Throws<FullStoryExportTimedOutException>(() =>
+            fs.Client.ReadSegmentExport(new SegmentExportRequest(EmulatedFullStory.Day0, EmulatedFullStory.Day0.AddDays(1))).ToList());
+        Assert.InRange(waited.Elapsed, TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(20));
+        var export = Assert.Single(fs.Emulator.Exports);
+        Assert.Contains(export.OperationId, ex.Message);
+        Assert.Contains("-ExportTimeout", ex.Message);
+        Assert.Equal(0, export.DownloadsStarted);
+        var advice = FullStory.Engine.Diagnostics.FailureAdvisor.Describe(new AggregateException(ex));
+        Assert.Equal(("FullStory.ExportTimedOut", FullStory.Engine.Diagnostics.FailureKind.OperationTimeout), (advice.ErrorId, advice.Kind));
+    }
+
+    [Fact]
     public async Task The_archive_keeps_each_download_exactly_as_received_and_replays()
     {
         await using var fs = await EmulatedFullStory.StartAsync();

@@ -109,7 +109,7 @@ public class SegmentExportBackfillTests
         // Once FullStory can export it, the next run resumes exactly at the failed window.
         f.Emulator.Faults.Clear();
         var next = f.Sync(options);
-        Assert.Equal("Succeeded", next.Outcome);
+        Assert.True(next.Outcome == "Succeeded", next.Error);
         Assert.Equal(Key(Day0.AddDays(1), Day0.AddDays(2)), next.Loaded[0].BatchKey);
         AssertExactWindows(f, Days(0, 8));
     }
@@ -281,6 +281,34 @@ public class SegmentExportBackfillTests
         Assert.Equal(windows.Select(w => w.BatchKey), seen); // strictly in time order, each window once
         Assert.Equal(f.Emulator.Dataset.CountBetween(range.Start, range.End), count);
         Assert.True(count > 1000);
+    }
+
+    [Fact]
+    public async Task A_run_whose_export_never_finishes_fails_in_bounded_time_and_the_next_run_loads_the_windows()
+    {
+        await using var f = await SyncFixture.StartAsync(bundles: 21, eventsPerBundle: 20, configure: o => o.ExportDuration = TimeSpan.FromHours(1));
+        f.FullStory.Session.Retry.ExportTimeout = TimeSpan.FromMilliseconds(800);
+        var now = Day0.AddDays(21);
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        var failed = f.Sync(Backfill(now));
+
+        Assert.InRange(waited.Elapsed, TimeSpan.FromMilliseconds(800), TimeSpan.FromSeconds(30));
+        Assert.Equal(("Failed", 0, 0L), (failed.Outcome, failed.Batches, failed.Rows));
+        Assert.Contains("did not finish the export", failed.Error);
+        Assert.Contains("-ExportTimeout", failed.Error);
+        Assert.Equal(0L, Convert.ToInt64(Db.Scalar(f.DbPath, "SELECT count(*) FROM sqlite_master WHERE name = 'events'"))); // nothing loaded
+        Assert.All(f.Emulator.Exports, e => Assert.Equal(0, e.DownloadsStarted));
+        var record = Assert.Single(f.History());
+        Assert.Equal(("Failed", failed.Error), (record.Outcome, record.Error));
+
+        // FullStory is back to normal: the next run loads every window, exactly.
+        f.Emulator.Options.ExportDuration = TimeSpan.Zero;
+        // (and the timeout back to its default: the emulator finishes an export after a number of polls, not a time, and a
+        // busy test machine may poll late)
+        f.FullStory.Session.Retry.ExportTimeout = new RetrySettings().ExportTimeout;
+        var next = f.Sync(Backfill(now));
+        Assert.True(next.Outcome == "Succeeded", next.Error);
+        Assert.Equal(f.Emulator.Dataset.CountBetween(Day0, Day0.AddDays(20)), Db.Rows(f.DbPath));
     }
 
     [Fact]
