@@ -97,6 +97,10 @@ Describe 'Sync-FullStoryEvent -ParquetPath' {
         @($counts).Count | Should -Be 3
         $counts | ForEach-Object { $_.n | Should -Be 2000; $_.d | Should -Be 2000 }
         Get-ChildItem (Join-Path $Lake '_fullstory/tables/events/staging') -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        # The history counts exactly what each run committed: the killed run its one bundle, the rerun the other two.
+        $killed = Get-FullStorySyncHistory -ParquetPath $Lake | Where-Object Outcome -eq 'Failed'
+        ($killed.Batches, $killed.Rows) | Should -Be @(1, 2000)
+        (Get-FullStorySyncHistory -ParquetPath $Lake | Measure-Object Rows -Sum).Sum | Should -Be $Total
     }
 
     It 'two concurrent syncs into one folder: one copy' {

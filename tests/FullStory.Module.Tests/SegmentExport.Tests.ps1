@@ -92,7 +92,10 @@ Import-Module '$ModulePath'; $Connect
         $all.Count | Should -Be 10 # five weeks, then five days up to now - 1 day
         $result.Batches | Should -Be (10 - $kept.Count)
         Invoke-SqliteQuery -Path $db -Query 'select count(*) from events' | Should -Be (Get-EmulatorCount $Start $all[-1].End)
-        (Get-FullStorySyncHistory -Path $db | Where-Object Outcome -eq 'Failed').Error | Should -Match 'did not finish'
+        $killed = Get-FullStorySyncHistory -Path $db | Where-Object Outcome -eq 'Failed'
+        $killed.Error | Should -Match 'did not finish'
+        # Exactly what the killed run committed, even a window committed a moment before the kill.
+        ($killed.Batches, $killed.Rows) | Should -Be @($kept.Count, ($kept | Measure-Object Rows -Sum).Sum)
     }
 
     It 'stopped with Ctrl+C is recorded as Cancelled, with exactly what was committed' {

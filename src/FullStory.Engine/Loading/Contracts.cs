@@ -4,7 +4,14 @@ namespace FullStory.Engine.Loading;
 /// One unit loaded exactly once: a bundle ("bundle:&lt;id&gt;"), a segment export window
 /// ("export:&lt;segmentId&gt;:&lt;startIso&gt;/&lt;endIso&gt;"), or a pipeline group keyed by <see cref="Events.FullStoryEvent.Source"/>.
 /// </summary>
-public sealed record BatchInfo(string Key, DateTimeOffset? RangeStart = null, DateTimeOffset? RangeEnd = null);
+public sealed record BatchInfo(string Key, DateTimeOffset? RangeStart = null, DateTimeOffset? RangeEnd = null)
+{
+    /// <summary>
+    /// The sync run loading it (<see cref="IEventStore.BeginRun"/>): the batch is counted in that run's history record in its
+    /// own commit, so the history is exact even when the process dies right after the commit.
+    /// </summary>
+    public long? RunId { get; init; }
+}
 
 /// <summary>A batch that the destination has recorded as loaded (the sync's bookmark).</summary>
 public sealed record LoadedBatch(string Key, DateTimeOffset? RangeStart, DateTimeOffset? RangeEnd, long Rows, DateTimeOffset LoadedAt);

@@ -112,6 +112,7 @@ internal abstract class EventStoreBase : IEventStore
             cancellationToken.ThrowIfCancellationRequested();
             tx.Record(new BatchRecord(batch.Key, true, rows.Rows, batch.RangeStart ?? record?.RangeStart, batch.RangeEnd ?? record?.RangeEnd, rows.Rows),
                 bytes, loadedAt, exists: record is not null);
+            if (batch.RunId is { } runId) tx.CountInRun(runId, batch.Key, rows.Rows, bytes);
             tx.Commit();
             Log($"Loaded {rows.Rows} rows of {batch.Key} into {DisplayTable}.");
             return new LoadReport(batch.Key, Destination, DisplayTable, rows.Rows, bytes, clock.Elapsed, false, added, loadedAt, replacedRows: replaced);
@@ -315,6 +316,8 @@ internal abstract class BatchTransaction : IDisposable
     public abstract void ReadIndexes(string batchKey, IndexSet into);
     /// <summary>Inserts the source's record, or updates it when <paramref name="exists"/>.</summary>
     public abstract void Record(BatchRecord record, long bytes, DateTimeOffset loadedAt, bool exists);
+    /// <summary>Adds the batch to its run's history record (batches, rows, bytes), committed with it.</summary>
+    public abstract void CountInRun(long runId, string batchKey, long rows, long bytes);
     public abstract void Commit();
     /// <summary>Rolls back if still open; never throws.</summary>
     public abstract void Rollback();

@@ -178,6 +178,16 @@ internal sealed class ParquetEventStore : EventStoreBase
         public List<string> Deletes { get; set; } = new(); // table-relative paths
         public List<RecordFile> Records { get; set; } = new();
         public List<ColumnEntry>? Schema { get; set; }
+        /// <summary>The sync run the batch counts in (its run file is updated as a step of the commit).</summary>
+        public RunCount? Run { get; set; }
+    }
+
+    private sealed class RunCount
+    {
+        public long RunId { get; set; }
+        public string Key { get; set; } = "";
+        public long Rows { get; set; }
+        public long Bytes { get; set; }
     }
 
     private void Apply(Manifest manifest)
@@ -199,7 +209,34 @@ internal sealed class ParquetEventStore : EventStoreBase
             WriteAtomically(RecordPath(record.Key), JsonSerializer.SerializeToUtf8Bytes(record, Json));
         if (manifest.Schema is not null)
             WriteAtomically(SchemaPath, JsonSerializer.SerializeToUtf8Bytes(new SchemaFile { Columns = manifest.Schema }, Json));
+        if (manifest.Run is not null)
+        {
+            CountInRunFile(manifest.Run);
+            FaultPoint?.Invoke("counted");
+        }
     }
+
+    /// <summary>
+    /// Adds a committed batch to its run's file. Repeatable like every step of a commit: the file lists the batches counted
+    /// since it was last written by the run itself (<see cref="EndRun"/> writes the totals, which include them).
+    /// </summary>
+    private void CountInRunFile(RunCount count)
+    {
+        byte[] bytes;
+        try { bytes = File.ReadAllBytes(RunPath(count.RunId)); }
+        catch (FileNotFoundException) { return; }
+        if (bytes.Length == 0 || System.Text.Json.Nodes.JsonNode.Parse(bytes) is not System.Text.Json.Nodes.JsonObject run) return;
+        var counted = run[CountedBatchesProperty] as System.Text.Json.Nodes.JsonArray ?? new System.Text.Json.Nodes.JsonArray();
+        if (counted.Any(k => k?.GetValue<string>() == count.Key)) return; // counted before a crash
+        counted.Add(count.Key);
+        run[CountedBatchesProperty] = counted;
+        run[nameof(SyncRunRecord.Batches)] = (run[nameof(SyncRunRecord.Batches)]?.GetValue<int>() ?? 0) + 1;
+        run[nameof(SyncRunRecord.Rows)] = (run[nameof(SyncRunRecord.Rows)]?.GetValue<long>() ?? 0) + count.Rows;
+        run[nameof(SyncRunRecord.Bytes)] = (run[nameof(SyncRunRecord.Bytes)]?.GetValue<long>() ?? 0) + count.Bytes;
+        WriteAtomically(RunPath(count.RunId), Encoding.UTF8.GetBytes(run.ToJsonString()));
+    }
+
+    private const string CountedBatchesProperty = "_CountedBatches";
 
     /// <summary>Under the table's load lock: completes commits a crash interrupted, and deletes what uncommitted loads left.</summary>
     private void Recover()
@@ -403,6 +440,9 @@ internal sealed class ParquetEventStore : EventStoreBase
                 RangeStart = record.RangeStart, RangeEnd = record.RangeEnd, LoadedAt = loadedAt, Files = files,
             });
         }
+
+        public override void CountInRun(long runId, string batchKey, long rows, long bytes) =>
+            manifest.Run = new RunCount { RunId = runId, Key = batchKey, Rows = rows, Bytes = bytes };
 
         /// <summary>"bundle-156314880048-&lt;hash&gt;": readable, and unique per batch key.</summary>
         private static string FileStem(string key)

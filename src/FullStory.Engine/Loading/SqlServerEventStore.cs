@@ -451,6 +451,9 @@ internal sealed class SqlServerEventStore : EventStoreBase
             if (n != 1) throw new InvalidOperationException($"Batch {record.Key} was recorded by another load meanwhile; this load is rolled back.");
         }
 
+        public override void CountInRun(long runId, string batchKey, long rows, long bytes) =>
+            store.Execute(c, tx, Sql.CountInRun, ct, SqlParam.BigInt("@run_id", runId), SqlParam.BigInt("@rows", rows), SqlParam.BigInt("@bytes", bytes));
+
         public override void Commit()
         {
             tx!.Commit();

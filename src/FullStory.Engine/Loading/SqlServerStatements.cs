@@ -148,6 +148,10 @@ public sealed class SqlServerStatements
         $"UPDATE {RunsTable} SET started_at = @started_at, ended_at = @ended_at, api = @api, table_name = @table_name, outcome = @outcome, batches = @batches, " +
         "row_count = @rows, byte_count = @bytes, retries = @retries, error = @error, data_through = @data_through, host = @host WHERE run_id = @run_id;";
 
+    /// <summary>In a batch's transaction: the batch counts in its run's record, committed with it.</summary>
+    public string CountInRun =>
+        $"UPDATE {RunsTable} SET batches = batches + 1, row_count = row_count + @rows, byte_count = byte_count + @bytes WHERE run_id = @run_id;";
+
     public string GetRuns =>
         "SELECT TOP (@last) run_id, started_at, ended_at, api, table_name, outcome, batches, row_count, byte_count, retries, error, data_through, host " +
         $"FROM {RunsTable} ORDER BY run_id DESC;";
@@ -177,6 +181,7 @@ public sealed class SqlServerStatements
         yield return (nameof(CreateRunsTable), CreateRunsTable);
         yield return (nameof(BeginRun), BeginRun);
         yield return (nameof(EndRun), EndRun);
+        yield return (nameof(CountInRun), CountInRun);
         yield return (nameof(GetRuns), GetRuns);
     }
 }

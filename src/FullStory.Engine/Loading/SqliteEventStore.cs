@@ -331,6 +331,10 @@ internal sealed class SqliteEventStore : EventStoreBase
             ("$re", record.RangeEnd is { } re ? Iso(re) : null), ("$rows", record.Rows), ("$bytes", bytes), ("$at", Iso(loadedAt)),
             ("$complete", record.IsComplete ? 1L : 0L), ("$count", record.SourceEvents));
 
+        public override void CountInRun(long runId, string batchKey, long rows, long bytes) => Execute(c, tx,
+            $"UPDATE {Quote(Identifiers.RunsTable)} SET batches = batches + 1, row_count = row_count + $rows, byte_count = byte_count + $bytes WHERE run_id = $run;",
+            ("$run", runId), ("$rows", rows), ("$bytes", bytes));
+
         public override void Commit()
         {
             tx!.Commit();

@@ -28,6 +28,9 @@ public sealed class BatchLoader
     /// <summary>Keep every raw download in this folder exactly as received (replayable with Receive-FullStoryEvent -Path).</summary>
     public string? ArchiveDirectory { get; init; }
 
+    /// <summary>The sync run the batches are loaded for: each is counted in its history record in the batch's own commit.</summary>
+    public long? RunId { get; init; }
+
     /// <summary>Called on the loading thread as rows stream into the destination: (batch key, rows so far in this attempt).</summary>
     public Action<string, long>? RowProgress { get; init; }
 
@@ -100,6 +103,7 @@ public sealed class BatchLoader
     private LoadReport LoadWithRetries(BatchInfo batch, string what, Func<CancellationToken, EventStreamReader> open, CancellationToken cancellationToken)
     {
         var pipeline = ResiliencePolicies.ForBodies(session.Retry, observer, what);
+        if (RunId is { } runId) batch = batch with { RunId = runId };
         return pipeline.Execute(token =>
         {
             using var reader = open(token);

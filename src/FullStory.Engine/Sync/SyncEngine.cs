@@ -127,6 +127,7 @@ public sealed class SyncEngine
                     var loader = new BatchLoader(session, store, observer)
                     {
                         ArchiveDirectory = options.ArchiveDirectory,
+                        RunId = run.RunId,
                         RowProgress = options.Progress is null ? null : (key, rows) => Report(key, rows),
                     };
                     var loaded = store.GetLoadedBatches();

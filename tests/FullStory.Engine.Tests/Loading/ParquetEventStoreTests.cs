@@ -150,6 +150,34 @@ public sealed class ParquetEventStoreTests : EventStoreTests
     }
 
     [Theory]
+    [InlineData("staged", 0)]
+    [InlineData("committed", 1)]
+    [InlineData("moved", 1)]
+    [InlineData("counted", 1)] // the run file is updated, the manifest not yet deleted: applied again, counted once
+    public void A_batch_counts_in_its_run_exactly_once_whatever_step_of_the_commit_a_crash_interrupts(string step, int counted)
+    {
+        long runId;
+        using (var store = (ParquetEventStore)OpenDefault())
+        {
+            runId = store.BeginRun(new SyncRunRecord { StartedAt = DateTimeOffset.UtcNow, Api = "Bundles", Table = TableName });
+            store.FaultPoint = s => { if (s == step) throw new IOException("crash at " + s); };
+            Assert.Throws<IOException>(() => store.LoadBatch(new BatchInfo(Key) { RunId = runId }, SpreadOverDays(Key)));
+        }
+        // The next load completes (or discards) the interrupted commit, and with it the run's count.
+        using (var next = OpenDefault()) next.LoadBatch(new BatchInfo("other"), LoadingTestData.Indexed(TestData.SegmentSample, "other"));
+        using (var store = OpenDefault())
+        {
+            var run = store.GetRuns().Single(r => r.RunId == runId);
+            Assert.Equal((counted, counted * 144L), (run.Batches, run.Rows));
+            Assert.Equal(counted == 1, store.IsLoaded(Key));
+            // A batch loaded for the run later counts on top, once.
+            if (counted == 0) store.LoadBatch(new BatchInfo(Key) { RunId = runId }, SpreadOverDays(Key));
+            run = store.GetRuns().Single(r => r.RunId == runId);
+            Assert.Equal((1, 144L), (run.Batches, run.Rows));
+        }
+    }
+
+    [Theory]
     [InlineData("staged", false)]    // files written and flushed, no manifest yet: the batch did not happen
     [InlineData("committed", true)]  // the manifest is written: the batch happened, the next load completes it
     [InlineData("moved", true)]      // crashed between two renames

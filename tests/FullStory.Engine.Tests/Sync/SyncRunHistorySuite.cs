@@ -111,6 +111,34 @@ public abstract class SyncRunHistorySuite : IAsyncLifetime
     }
 
     [SkippableFact]
+    public void A_process_that_dies_right_after_a_commit_leaves_that_batch_counted_in_its_run()
+    {
+        Skip.If(SkipReason is not null, SkipReason);
+        var bundles = FullStory.Emulator.Dataset.Bundles;
+        long dead;
+        using (var store = Destination().OpenStore())
+        {
+            // What a sync does up to a batch's commit; then its process dies: no checkpoint, no outcome.
+            dead = store.BeginRun(new SyncRunRecord { StartedAt = DateTimeOffset.UtcNow, Api = "Bundles", Table = Destination().TableName, Outcome = "Running" });
+            var first = FullStory.Session.GetClient().ListBundles(Day0).First();
+            new BatchLoader(FullStory.Session, store) { RunId = dead }.LoadBundle(first);
+            // A batch that fails is rolled back, and with it its count.
+            FullStory.Emulator.Faults.Status("get", 500, times: 0, bundleId: bundles[1].Id);
+            var second = FullStory.Session.GetClient().ListBundles(Day0).Skip(1).First();
+            Assert.ThrowsAny<Exception>(() => new BatchLoader(FullStory.Session, store) { RunId = dead }.LoadBundle(second));
+            FullStory.Emulator.Faults.Clear();
+        }
+
+        var next = Sync(FromDay0());
+
+        Assert.Equal(("Succeeded", 4), (next.Outcome, next.Batches));
+        var record = History().Single(r => r.RunId == dead);
+        Assert.Equal(("Failed", 1, (long)bundles[0].EventCount), (record.Outcome, record.Batches, record.Rows));
+        Assert.Contains("did not finish", record.Error);
+        Assert.Equal(Rows(), History().Sum(r => r.Rows)); // every row committed is in exactly one run's count
+    }
+
+    [SkippableFact]
     public void A_run_skipped_for_the_lock_is_recorded()
     {
         Skip.If(SkipReason is not null, SkipReason);
