@@ -168,6 +168,12 @@ Import-Module '$ModulePath'; $Connect
             $run.Outcome | Should -Be 'Failed'
             $run.Error | Should -Match 'did not finish the export'
             Get-StateCount $db | Should -Be 0
+            # Receive stops the same way, with its own id.
+            $receiveError = $null
+            try { Receive-FullStoryEvents -Start $from -End $from.AddDays(1) | Out-Null } catch { $receiveError = $_ }
+            $receiveError.FullyQualifiedErrorId | Should -BeLike 'FullStory.ExportTimedOut*'
+            $receiveError.CategoryInfo.Category | Should -Be 'OperationTimeout'
+            (Get-FullStorySession).Retry.ExportTimeout | Should -Be ([timespan]'00:00:02')
         }
         finally { Invoke-Emulator $Emulator '/_emulator/settings' -Method Post -Body @{ exportSeconds = 1 } | Out-Null }
         try {

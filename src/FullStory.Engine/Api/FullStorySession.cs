@@ -110,5 +110,5 @@ public sealed class RetrySettings
     public TimeSpan ExportTimeout { get; set; } = TimeSpan.FromHours(2);
 
     public override string ToString() => string.Create(System.Globalization.CultureInfo.InvariantCulture,
-        $"{MaxAttempts} attempts, backoff {BaseDelay.TotalSeconds}s..{MaxDelay.TotalSeconds}s");
+        $"{MaxAttempts} attempts, backoff {BaseDelay.TotalSeconds}s..{MaxDelay.TotalSeconds}s; exports polled up to every {PollInterval.TotalSeconds}s, given up after {ExportTimeout:c}");
 }

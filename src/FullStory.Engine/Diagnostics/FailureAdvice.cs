@@ -68,7 +68,7 @@ public static class FailureAdvisor
             FullStoryExportFailedException => new(ex, "FullStory.ExportFailed", FailureKind.InvalidResult,
                 "FullStory could not prepare this export; try again later, or a smaller time range."),
             FullStoryExportTimedOutException => new(ex, "FullStory.ExportTimedOut", FailureKind.OperationTimeout,
-                "FullStory did not finish this export in time; the next run asks for it again. If FullStory is slow for your data, allow longer with Connect-FullStory -ExportTimeout, or use a smaller -WindowSize."),
+                "FullStory did not finish this export in time: try again later (a sync asks for the window again on its next run). If FullStory is slow for your data, allow longer with Connect-FullStory -ExportTimeout, or sync in smaller windows (Sync-FullStoryEvent -WindowSize)."),
             FullStoryApiException { IsAuthenticationFailure: true } => new(ex, "FullStory.AuthenticationFailed", FailureKind.Authentication,
                 "Check the API key (Connect-FullStory) and that the FullStory account has the Data Export add-on."),
             FullStoryApiException { StatusCode: System.Net.HttpStatusCode.NotFound } => new(ex, "FullStory.NotFound", FailureKind.NotFound, null),
