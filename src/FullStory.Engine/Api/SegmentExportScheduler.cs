@@ -86,7 +86,6 @@ public sealed class SegmentExportScheduler : IDisposable
     private readonly object gate = new();
     private readonly LinkedList<Slot> slots = new(); // not yet handed over, in time order
     private bool planDone, disposed;
-    private Slot? failed; // the first window that failed for good: nothing after it starts
     private Exception? crash; // the coordinator itself broke (a bug, or the plan threw)
     private int limit, completedSinceChange, idleRefusals, delivered, splits;
     private long createsBlockedUntil; // Stopwatch ticks
@@ -199,7 +198,7 @@ public sealed class SegmentExportScheduler : IDisposable
         {
             lock (gate)
             {
-                if (planDone || failed is not null || slots.Count >= schedule.ThrottleLimit) return;
+                if (planDone || slots.Count >= schedule.ThrottleLimit) return;
             }
             // The plan is lazy and may compute: outside the lock.
             bool more = plan.MoveNext();
@@ -230,7 +229,8 @@ public sealed class SegmentExportScheduler : IDisposable
         int running;
         lock (gate)
         {
-            if (failed is not null || Stopwatch.GetTimestamp() < createsBlockedUntil) return false;
+            // Planned windows are all before any failure (Fail removes the windows after it): they still run.
+            if (Stopwatch.GetTimestamp() < createsBlockedUntil) return false;
             running = slots.Count(s => s.State is SlotState.Running or SlotState.Creating);
             if (running >= limit) return false;
             slot = slots.FirstOrDefault(s => s.State == SlotState.Planned);
@@ -405,14 +405,16 @@ public sealed class SegmentExportScheduler : IDisposable
         Monitor.PulseAll(gate);
     }
 
-    /// <summary>The window failed for good: it ends the sequence; every window after it is abandoned. Under the lock.</summary>
+    /// <summary>
+    /// The window failed for good: it ends the sequence; every window after it is abandoned (so a window that fails later is
+    /// always before the ones that failed earlier, and the earliest failure is the one handed over). Under the lock.
+    /// </summary>
     private void Fail(Slot slot, Exception error)
     {
         slot.State = SlotState.Failed;
         slot.Error = error;
-        if (failed is null || IsAfter(failed, slot)) failed = slot;
         observer.Log($"The export of {slot.Request} failed: {error.Message} Windows after it are not exported in this run.");
-        var node = slots.Find(failed)!.Next;
+        var node = slots.Find(slot)!.Next;
         while (node is not null)
         {
             var next = node.Next;
@@ -422,13 +424,6 @@ public sealed class SegmentExportScheduler : IDisposable
         }
         planDone = true;
         Monitor.PulseAll(gate);
-    }
-
-    private bool IsAfter(Slot candidate, Slot reference)
-    {
-        for (var n = slots.Find(reference)?.Next; n is not null; n = n.Next)
-            if (n.Value == candidate) return true;
-        return false;
     }
 
     private void Abandon(Slot slot)

@@ -73,6 +73,29 @@ public class SegmentExportBackfillTests
     }
 
     [Fact]
+    public async Task A_later_window_that_fails_does_not_stop_the_halves_of_an_earlier_split_window()
+    {
+        // A week window fails and is split; while its second half waits for a place (2 in flight), the day window after
+        // it fails for good. The halves still run (they come before the failure), and the run ends at the first failure.
+        await using var f = await SyncFixture.StartAsync(bundles: 9, eventsPerBundle: 40);
+        var options = Backfill(Day0.AddDays(9)); // a week window, then a day window
+        options.ThrottleLimit = 2;
+        options.MinimumWindow = TimeSpan.FromDays(2); // the week splits once; its halves and the day window do not
+        f.Emulator.Faults.FailWindow(Day0.AddDays(5), errorDetails: "second half (injected)");
+        f.Emulator.Faults.FailWindow(Day0.AddDays(7).AddMinutes(1), errorDetails: "day window (injected)");
+
+        var run = Task.Run(() => f.Sync(options));
+        var failed = await run.WaitAsync(TimeSpan.FromSeconds(60)); // before the fix it waited for the second half forever
+
+        Assert.Equal("Failed", failed.Outcome);
+        var half = Day0.AddHours(84);
+        Assert.Contains("second half (injected)", failed.Error);
+        Assert.Contains($"from {half.UtcDateTime:yyyy-MM-dd'T'HH:mm:ss'Z'} to {Day0.AddDays(7).UtcDateTime:yyyy-MM-dd'T'HH:mm:ss'Z'}", failed.Error);
+        Assert.Equal(half, failed.DataThrough);
+        AssertExactWindows(f, [(Day0, half)]);
+    }
+
+    [Fact]
     public async Task When_a_middle_window_fails_everything_before_it_is_loaded_nothing_after_it_and_later_exports_are_abandoned()
     {
         using var clock = new ExportClock();
