@@ -62,6 +62,13 @@ internal sealed class PipelineMessenger
         pending.Enqueue(() =>
         {
             try { answer.SetResult(work()); }
+            catch (PipelineStoppedException)
+            {
+                // The pipeline is stopping (Ctrl+C, a downstream Select-Object -First): the worker is cancelled, and the stop
+                // goes on up this thread as PowerShell expects, not back to the worker as a failure of its load.
+                answer.SetCanceled();
+                throw;
+            }
             catch (Exception ex) { answer.SetException(ex); }
         });
         answer.Task.Wait(cancellationToken);
