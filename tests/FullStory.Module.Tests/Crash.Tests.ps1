@@ -22,7 +22,7 @@ Describe 'A load killed mid-bundle (<Kind>)' -ForEach $Destinations {
             # The second bundle trickles in, so the kill lands while its transaction is open.
             Invoke-Emulator $emulator '/_emulator/faults' -Method Post -Body @(@{ Endpoint = 'get'; BundleId = $bundles[1].Id; Kind = 'Slow'; BytesPerSecond = 40000; Times = 1 }) | Out-Null
             $script = "Import-Module '$ModulePath'; Connect-FullStory -ApiKey '$($emulator.ApiKey)' -BaseUri '$($emulator.BaseUri)'; Get-FullStoryBundle -Start 2000-01-01 | Export-FullStoryEvents $($dest.Argument)"
-            $p = Start-PwshProcess $script
+            $p = (Start-FreshPwsh $script).Process
             # Kill once the first bundle is committed (its record is in the state table), while the second (about 11 s at
             # this rate) trickles into its open transaction. Waiting on the record, not on a fixed time: a busy machine
             # can take seconds to load the first bundle.

@@ -3,6 +3,8 @@
 # pwsh. The PowerShell Gallery is not reachable here: a local file repository stands in for it. Each pwsh below gets a
 # home of its own, so the repository registration and the CurrentUser install never touch this machine's.
 BeforeDiscovery {
+    # Skipped on Windows: the isolation below gives each pwsh its own HOME, which PSResourceGet's CurrentUser scope and
+    # repository store do not follow there (Documents and LOCALAPPDATA), so the test would install into the real profile.
     $script:OnWindows = $IsWindows
 }
 BeforeAll {

@@ -73,7 +73,7 @@ Describe 'Sync-FullStoryEvent -ParquetPath' {
         Invoke-Emulator $Emulator '/_emulator/faults' -Method Post -Body @(@{ Endpoint = 'get'; BundleId = $Bundles[1].Id; Kind = 'Slow'; BytesPerSecond = 30000; Times = 1 }) | Out-Null
         try {
             $script = "Import-Module '$ModulePath'; Connect-FullStory -ApiKey '$($Emulator.ApiKey)' -BaseUri '$($Emulator.BaseUri)' -WarningAction SilentlyContinue; Sync-FullStoryEvents -ParquetPath '$Lake' -Start 2000-01-01 -WarningAction SilentlyContinue"
-            $p = Start-PwshProcess $script
+            $p = (Start-FreshPwsh $script).Process
             # Kill once the first bundle is committed (its record written), while the second trickles into staged files.
             $records = Join-Path $Lake '_fullstory/tables/events/batches'
             $deadline = [DateTime]::UtcNow.AddSeconds(120)

@@ -63,7 +63,7 @@ Describe 'A Segment Export backfill' {
         # Downloads trickle in, so the kill lands while a window is being loaded.
         Invoke-Emulator $Emulator '/_emulator/faults' -Method Post -Body @(@{ Endpoint = 'download'; Kind = 'Slow'; BytesPerSecond = 150000; Times = 0 }) | Out-Null
         $script = "Import-Module '$ModulePath'; $Connect; Sync-FullStoryEvent -Path '$db' -Api SegmentExport -Start '$StartText'"
-        $p = Start-PwshProcess $script
+        $p = (Start-FreshPwsh $script).Process
         try {
             $deadline = [DateTime]::UtcNow.AddMinutes(2)
             while ((Get-StateCount $db) -lt 2 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }

@@ -24,23 +24,6 @@ BeforeAll {
         [IO.File]::WriteAllText($file, (ConvertTo-Json -InputObject @($events) -Depth 5), [Text.UTF8Encoding]::new($false))
         $file
     }
-
-    # Starts a script in a new pwsh process without waiting; Wait-FreshPwsh returns ExitCode, Output, Errors.
-    function Start-FreshPwsh([string] $Script, [hashtable] $Environment = @{}) {
-        $exe = [Environment]::ProcessPath
-        $psi = [System.Diagnostics.ProcessStartInfo]::new($exe)
-        if ([IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') { $psi.ArgumentList.Add((Join-Path $PSHOME 'pwsh.dll')) }
-        foreach ($a in '-NoProfile', '-NonInteractive', '-Command', $Script) { $psi.ArgumentList.Add($a) }
-        $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true; $psi.UseShellExecute = $false
-        $psi.Environment['NO_COLOR'] = '1'
-        foreach ($k in $Environment.Keys) { $psi.Environment[$k] = [string]$Environment[$k] }
-        $p = [System.Diagnostics.Process]::Start($psi)
-        [pscustomobject]@{ Process = $p; Output = $p.StandardOutput.ReadToEndAsync(); Errors = $p.StandardError.ReadToEndAsync() }
-    }
-    function Wait-FreshPwsh($Started) {
-        if (-not $Started.Process.WaitForExit(300000)) { $Started.Process.Kill($true); throw 'pwsh did not finish within 300 s' }
-        [pscustomobject]@{ ExitCode = $Started.Process.ExitCode; Output = $Started.Output.Result; Errors = $Started.Errors.Result }
-    }
 }
 
 Describe 'SQL Server: Segment Export windows' {

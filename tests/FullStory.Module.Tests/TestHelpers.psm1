@@ -45,19 +45,26 @@ function Invoke-Emulator {
     else { Invoke-RestMethod -Uri $uri -Method $Method }
 }
 
-# Runs a script in a new pwsh process (as a scheduled task would); returns ExitCode, Output (stdout) and Errors (stderr).
-function Invoke-FreshPwsh {
-    param([string] $Script, [hashtable] $Environment = @{}, [int] $TimeoutSeconds = 300)
+# How to start a new pwsh like this one (dotnet pwsh.dll under the dotnet tool) with $Arguments: output and errors
+# redirected, no colours, $Environment added.
+function New-PwshStartInfo([string[]] $Arguments, [hashtable] $Environment = @{}) {
     $exe = [Environment]::ProcessPath
     $psi = [System.Diagnostics.ProcessStartInfo]::new($exe)
     if ([IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') { $psi.ArgumentList.Add((Join-Path $PSHOME 'pwsh.dll')) }
-    foreach ($a in '-NoProfile', '-NonInteractive', '-Command', '-') { $psi.ArgumentList.Add($a) }
-    $psi.RedirectStandardInput = $true
+    foreach ($a in @('-NoProfile', '-NonInteractive') + $Arguments) { $psi.ArgumentList.Add($a) }
     $psi.RedirectStandardOutput = $true
     $psi.RedirectStandardError = $true
     $psi.UseShellExecute = $false
     $psi.Environment['NO_COLOR'] = '1'
     foreach ($k in $Environment.Keys) { $psi.Environment[$k] = [string]$Environment[$k] }
+    $psi
+}
+
+# Runs a script in a new pwsh process (as a scheduled task would); returns ExitCode, Output (stdout) and Errors (stderr).
+function Invoke-FreshPwsh {
+    param([string] $Script, [hashtable] $Environment = @{}, [int] $TimeoutSeconds = 300)
+    $psi = New-PwshStartInfo @('-Command', '-') $Environment
+    $psi.RedirectStandardInput = $true
     $p = [System.Diagnostics.Process]::Start($psi)
     $p.StandardInput.WriteLine($Script)
     $p.StandardInput.Close()
@@ -67,15 +74,15 @@ function Invoke-FreshPwsh {
     [pscustomobject]@{ ExitCode = $p.ExitCode; Output = $stdout.Result; Errors = $stderr.Result }
 }
 
-# Starts a script in a new pwsh process and returns the process without waiting: for tests that kill it mid-run.
-function Start-PwshProcess {
-    param([string] $Script)
-    $exe = [Environment]::ProcessPath
-    $psi = [System.Diagnostics.ProcessStartInfo]::new($exe)
-    if ([IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') { $psi.ArgumentList.Add((Join-Path $PSHOME 'pwsh.dll')) }
-    foreach ($a in '-NoProfile', '-NonInteractive', '-Command', $Script) { $psi.ArgumentList.Add($a) }
-    $psi.RedirectStandardOutput = $true; $psi.UseShellExecute = $false
-    [System.Diagnostics.Process]::Start($psi)
+# Starts a script in a new pwsh process without waiting (tests that run two at once, or kill one mid-run):
+# .Process, and Wait-FreshPwsh returns ExitCode, Output and Errors.
+function Start-FreshPwsh([string] $Script, [hashtable] $Environment = @{}) {
+    $p = [System.Diagnostics.Process]::Start((New-PwshStartInfo @('-Command', $Script) $Environment))
+    [pscustomobject]@{ Process = $p; Output = $p.StandardOutput.ReadToEndAsync(); Errors = $p.StandardError.ReadToEndAsync() }
+}
+function Wait-FreshPwsh($Started) {
+    if (-not $Started.Process.WaitForExit(300000)) { $Started.Process.Kill($true); throw 'pwsh did not finish within 300 s' }
+    [pscustomobject]@{ ExitCode = $Started.Process.ExitCode; Output = $Started.Output.Result; Errors = $Started.Errors.Result }
 }
 
 # The engine's dependency self-check, reached through a module type (engine type literals do not resolve: private load context).

@@ -11,6 +11,7 @@ public sealed class SegmentExportSchedule
 {
     /// <summary>The default number of exports kept in flight.</summary>
     public const int DefaultThrottleLimit = 4;
+    public static readonly TimeSpan DefaultMinimumWindow = TimeSpan.FromHours(1);
 
     /// <summary>Exports kept in flight at most: started and not yet handed to the consumer (running on FullStory's side, or ready and waiting).</summary>
     public int ThrottleLimit { get; init; } = DefaultThrottleLimit;
@@ -19,7 +20,7 @@ public sealed class SegmentExportSchedule
     /// A window that FullStory refuses, or whose export FAILS, is split in halves and each half exported, down to windows of
     /// this length; a window that cannot be split any more fails the run. Default one hour.
     /// </summary>
-    public TimeSpan MinimumWindow { get; init; } = TimeSpan.FromHours(1);
+    public TimeSpan MinimumWindow { get; init; } = DefaultMinimumWindow;
 }
 
 /// <summary>Where the scheduler is: windows handed over, exports running and ready, and how far the running ones are.</summary>

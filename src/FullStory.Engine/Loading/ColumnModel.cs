@@ -132,6 +132,9 @@ public sealed class EventTableModel
     /// <summary>Longest batch key (fits SQL Server's 900-byte unique index with the table name).</summary>
     public const int MaxBatchKeyLength = 320;
 
+    /// <summary>A batch key (a source) is stored in the _fs_batch column and the state table: not blank, at most <see cref="MaxBatchKeyLength"/>.</summary>
+    public static bool IsValidBatchKey(string? key) => !string.IsNullOrWhiteSpace(key) && key.Length <= MaxBatchKeyLength;
+
     // Standard text fields that are short enumerations; everything else (URLs, text, agents, selectors, names) is unlimited.
     private static readonly HashSet<string> ShortTextFields = new(StringComparer.Ordinal)
     {

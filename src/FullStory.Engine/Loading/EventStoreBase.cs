@@ -52,6 +52,7 @@ internal abstract class EventStoreBase : IEventStore
 
     protected static void ValidateKey(string? key)
     {
+        if (EventTableModel.IsValidBatchKey(key)) return;
         if (string.IsNullOrWhiteSpace(key)) throw new ArgumentException("The batch key must not be empty.", nameof(BatchInfo.Key));
         if (key.Length > EventTableModel.MaxBatchKeyLength)
             throw new ArgumentException($"The batch key is {key.Length} characters long; the limit is {EventTableModel.MaxBatchKeyLength}.", nameof(BatchInfo.Key));
@@ -82,7 +83,8 @@ internal abstract class EventStoreBase : IEventStore
         var clock = Stopwatch.StartNew();
         var loadedAt = NowToTheMillisecond();
 
-        using var tx = Begin($"{batch.Key} (into {DisplayTable} of {Destination})", cancellationToken);
+        string what = $"{batch.Key} (into {DisplayTable} of {Destination})";
+        using var tx = Begin(what, cancellationToken);
         try
         {
             // Inside the lock: a load that committed while we waited is seen here, so it is never loaded twice.
@@ -105,7 +107,7 @@ internal abstract class EventStoreBase : IEventStore
                 Log($"Replacing the {replaced:N0} rows of an earlier partial load of {batch.Key} in {DisplayTable} with the whole source.");
             }
 
-            using var rows = new RowStream(Model, events, SourceTracker.ForCompleteSource(batch.Key), loadedAt.UtcDateTime, EnforcesMaxLength, cancellationToken);
+            using var rows = new RowStream(Model, events, batch.Key, loadedAt.UtcDateTime, EnforcesMaxLength, cancellationToken);
             WriteAll(tx, rows, added, cancellationToken);
 
             long bytes = bytesRead?.Invoke() ?? 0;
@@ -120,7 +122,7 @@ internal abstract class EventStoreBase : IEventStore
         catch (Exception ex)
         {
             tx.Rollback();
-            if (DescribeFailure(ex, $"{batch.Key} (into {DisplayTable} of {Destination})") is { } described) throw described;
+            if (DescribeFailure(ex, what) is { } described) throw described;
             throw;
         }
     }

@@ -64,7 +64,10 @@ internal sealed class ParquetEventStore : EventStoreBase
     internal Action<string>? FaultPoint { get; set; }
 
     /// <summary>The folder's lock files, one for the loads of each table.</summary>
-    internal string LoadLockPath => Path.Combine(root, StateFolder, "locks", Table + ".load.lock");
+    internal string LoadLockPath => LockPath(root, Table, "load");
+
+    /// <summary>A lock file of the folder: "load" (one load of a table at a time) or "sync" (one sync run of a table at a time).</summary>
+    internal static string LockPath(string root, string table, string kind) => Path.Combine(root, StateFolder, "locks", $"{table}.{kind}.lock");
 
     // ---- Records ----
 
@@ -258,31 +261,15 @@ internal sealed class ParquetEventStore : EventStoreBase
                 Directory.Delete(dir, recursive: true);
             }
         }
-        foreach (var temp in Directory.EnumerateFiles(stateDir, "*.tmp", SearchOption.AllDirectories)) File.Delete(temp);
-    }
-
-    /// <summary>An exclusive lock file (FileShare.None: flock on Unix, a mandatory lock on Windows), waited for up to two minutes.</summary>
-    internal static FileStream AcquireLock(string path, TimeSpan wait, CancellationToken cancellationToken)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        var deadline = DateTime.UtcNow + wait;
-        while (true)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            try { return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None); }
-            catch (IOException) when (DateTime.UtcNow < deadline) { }
-            catch (UnauthorizedAccessException) when (OperatingSystem.IsWindows() && DateTime.UtcNow < deadline) { }
-            catch (IOException ex)
-            {
-                throw new TimeoutException($"Another load into {path} has held its lock for more than {wait.TotalSeconds:0} s; try again when it has finished.", ex);
-            }
-            cancellationToken.WaitHandle.WaitOne(TimeSpan.FromMilliseconds(100));
-        }
+        // Half-written state files (WriteAtomically's temporaries) are only ever beside the schema and manifests, or the records.
+        foreach (var dir in new[] { stateDir, batchesDir }.Where(Directory.Exists))
+            foreach (var temp in Directory.EnumerateFiles(dir, "*.tmp")) File.Delete(temp);
     }
 
     protected override BatchTransaction BeginBatch(CancellationToken cancellationToken)
     {
-        var lockFile = AcquireLock(LoadLockPath, TimeSpan.FromSeconds(LockWaitSeconds), cancellationToken);
+        var lockFile = FileLock.TryAcquire(LoadLockPath, TimeSpan.FromSeconds(LockWaitSeconds), cancellationToken)
+            ?? throw new TimeoutException($"Another load into {LoadLockPath} has held its lock for more than {LockWaitSeconds} s; try again when it has finished.");
         try
         {
             Recover();
@@ -389,19 +376,28 @@ internal sealed class ParquetEventStore : EventStoreBase
                 else if (columns[i].Name == "EventStart") startOrdinal = i;
             }
             long n = 0;
+            // Rows come in runs of one source and one day: the partition's name and writer are looked up when that changes.
+            PartitionWriter? writer = null;
+            string? writerKey = null;
+            DateTime? writerDay = null;
             while (rows.Read())
             {
                 if ((++n & 1023) == 0) cancellationToken.ThrowIfCancellationRequested();
                 var values = rows.Current;
                 string key = (string)values[batchOrdinal]!;
-                string partition = values[startOrdinal] is DateTime start
-                    ? "event_date=" + start.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)
-                    : "event_date=__HIVE_DEFAULT_PARTITION__"; // Hive's name for a NULL partition value
-                if (!writers.TryGetValue((key, partition), out var writer) || writer.Columns.Count != columns.Count)
+                DateTime? day = values[startOrdinal] is DateTime start ? start.Date : null;
+                if (writer is null || key != writerKey || day != writerDay)
                 {
-                    // A new column set (a custom var column was added): the file so far keeps its schema, a new one starts.
-                    writer?.Close();
-                    writers[(key, partition)] = writer = NewWriter(key, partition, columns);
+                    string partition = day is { } d
+                        ? "event_date=" + d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)
+                        : "event_date=__HIVE_DEFAULT_PARTITION__"; // Hive's name for a NULL partition value
+                    if (!writers.TryGetValue((key, partition), out writer) || writer.Columns.Count != columns.Count)
+                    {
+                        // A new column set (a custom var column was added): the file so far keeps its schema, a new one starts.
+                        writer?.Close();
+                        writers[(key, partition)] = writer = NewWriter(key, partition, columns);
+                    }
+                    (writerKey, writerDay) = (key, day);
                 }
                 writer.Add(values);
             }

@@ -139,7 +139,7 @@ public sealed class PipelineEventLoader : IDisposable
     {
         if (admitted.ContainsKey(key)) return true;
         if (rejected.Contains(key)) { EventsRejected++; return false; }
-        if (key.Length > 0 && key.Length <= EventTableModel.MaxBatchKeyLength && !string.IsNullOrWhiteSpace(key)) return true;
+        if (EventTableModel.IsValidBatchKey(key)) return true;
         rejected.Add(key);
         EventsRejected++;
         throw new ArgumentException(

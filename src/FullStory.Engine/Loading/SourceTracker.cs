@@ -37,8 +37,6 @@ internal sealed class SourceTracker
     /// <summary>Events of any sources, keyed by their Source (or <paramref name="fallbackKey"/>).</summary>
     public static SourceTracker ForPipeline(string fallbackKey) => new(null, fallbackKey);
 
-    public bool IsCompleteSource => completeKey is not null;
-
     public IReadOnlyCollection<SourceState> Sources => sources.Values;
 
     public enum Decision { Write, Skip, Lookup }
@@ -160,7 +158,4 @@ internal sealed class IndexSet
         Count++;
         return true;
     }
-
-    public bool Contains(long index) =>
-        pages.TryGetValue(index >> 16, out var page) && (page[(int)(index & (PageBits - 1)) >> 6] & (1UL << (int)(index & 63))) != 0;
 }

@@ -12,6 +12,11 @@ namespace FullStory.Engine.Loading;
 /// </summary>
 internal static class SqlCancellation
 {
+    /// <summary>
+    /// How long a cancelled command or bulk copy may take to stop. SqlClient stops it by asking the server (an ATTENTION),
+    /// which a server that stopped answering never acknowledges; past this it is left to its own timeout, which then closes
+    /// its connection (and the server rolls the transaction back), so the caller is not held up.
+    /// </summary>
     public static readonly TimeSpan Grace = TimeSpan.FromSeconds(10);
 
     /// <summary>Runs <paramref name="execute"/>; after an <see cref="AbandonedCommandException"/> the caller must not touch <paramref name="connection"/> again.</summary>
@@ -21,22 +26,30 @@ internal static class SqlCancellation
             return execute(cmd);
         ct.ThrowIfCancellationRequested();
         var work = Task.Run(() => execute(cmd), CancellationToken.None);
-        var ended = (IAsyncResult)work;
-        if (WaitHandle.WaitAny([ended.AsyncWaitHandle, ct.WaitHandle]) != 0)
+        if (!WaitEnded(work, ct, () => { try { cmd.Cancel(); } catch (Exception) { /* the command may have ended meanwhile */ } }))
         {
-            try { cmd.Cancel(); } catch (Exception) { /* the command may have ended meanwhile */ }
-            if (!ended.AsyncWaitHandle.WaitOne(Grace))
+            work.ContinueWith(_ =>
             {
-                work.ContinueWith(_ =>
-                {
-                    try { SqlConnection.ClearPool(connection); } catch (Exception) { }
-                    connection.Dispose();
-                }, TaskScheduler.Default);
-                throw new AbandonedCommandException(ct);
-            }
+                try { SqlConnection.ClearPool(connection); } catch (Exception) { }
+                connection.Dispose();
+            }, TaskScheduler.Default);
+            throw new AbandonedCommandException(ct);
         }
         try { return work.GetAwaiter().GetResult(); }
         catch (SqlException) when (ct.IsCancellationRequested) { throw new OperationCanceledException("The operation was cancelled.", ct); }
+    }
+
+    /// <summary>
+    /// Waits for <paramref name="work"/> (a command, a bulk copy) to end; once <paramref name="ct"/> is cancelled, calls
+    /// <paramref name="onCancel"/> and waits at most <see cref="Grace"/> more. False: it did not end in time.
+    /// </summary>
+    public static bool WaitEnded(Task work, CancellationToken ct, Action? onCancel = null)
+    {
+        var ended = (IAsyncResult)work;
+        if (!ct.CanBeCanceled) { ended.AsyncWaitHandle.WaitOne(); return true; }
+        if (WaitHandle.WaitAny([ended.AsyncWaitHandle, ct.WaitHandle]) == 0) return true;
+        onCancel?.Invoke();
+        return ended.AsyncWaitHandle.WaitOne(Grace);
     }
 }
 

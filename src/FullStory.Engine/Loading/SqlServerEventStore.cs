@@ -13,13 +13,6 @@ namespace FullStory.Engine.Loading;
 /// </summary>
 internal sealed class SqlServerEventStore : EventStoreBase
 {
-    /// <summary>
-    /// How long a cancelled bulk copy may take to stop. SqlClient stops it by asking the server (an ATTENTION), which a
-    /// server that stopped answering never acknowledges; past this the copy is left to its own timeout, which then closes
-    /// its connection (and the server rolls the transaction back), so the caller is not held up.
-    /// </summary>
-    internal static readonly TimeSpan CancelGrace = TimeSpan.FromSeconds(10);
-
     private readonly string connectionString;
     private readonly SqlServerStatements sql;
     private readonly int commandTimeout, bulkCopyTimeout, lockTimeoutMs;
@@ -156,9 +149,9 @@ internal sealed class SqlServerEventStore : EventStoreBase
         return Convert.ToInt64(Scalar(c, tx, sql.StateHasCompleteness, ct, SchemaParameter)) > 0 ? StateTableShape.Current : StateTableShape.WithoutCompleteness;
     }
 
-    private BatchRecord? GetRecord(SqlConnection c, SqlTransaction? tx, string batchKey, CancellationToken ct = default)
+    private BatchRecord? GetRecord(SqlConnection c, SqlTransaction? tx, string batchKey, CancellationToken ct = default, StateTableShape? knownShape = null)
     {
-        var shape = StateShape(c, tx, ct);
+        var shape = knownShape ?? StateShape(c, tx, ct);
         if (shape == StateTableShape.Missing) return null;
         using var cmd = Command(c, tx, sql.GetRecord(shape == StateTableShape.Current), TableParameter, SqlParam.Key("@key", batchKey));
         return Run(cmd, x =>
@@ -271,7 +264,7 @@ internal sealed class SqlServerEventStore : EventStoreBase
         }
     }
 
-    /// <summary>Thrown (as its cause) when a cancelled bulk copy did not stop within <see cref="CancelGrace"/>.</summary>
+    /// <summary>Thrown (as its cause) when a cancelled bulk copy did not stop within <see cref="SqlCancellation.Grace"/>.</summary>
     private sealed class AbandonedCopyException : Exception;
 
     private sealed class Transaction : BatchTransaction
@@ -296,21 +289,30 @@ internal sealed class SqlServerEventStore : EventStoreBase
 
         private SqlServerStatements Sql => store.sql;
 
-        public override StateTableShape GetStateTableShape() => store.StateShape(c, tx, ct);
+        // Read once per transaction. The state table is shared by the schema's tables, so another table's load may create or
+        // upgrade it meanwhile: the two changes below check again under the bookkeeping lock. Records of this table are only
+        // written under its load lock, which this transaction holds, so an outdated "missing" still reads them right (none).
+        private StateTableShape? shape;
+
+        public override StateTableShape GetStateTableShape() => shape ??= store.StateShape(c, tx, ct);
         public override void CreateStateTable()
         {
             store.TakeBookkeepingLock(c, tx!, ct);
             if (store.StateShape(c, tx, ct) == StateTableShape.Missing) store.Execute(c, tx, Sql.CreateStateTable, ct);
+            shape = null; // created here, or by another load meanwhile (possibly in the older shape): read it again
         }
 
         public override void AddStateCompleteness()
         {
             store.TakeBookkeepingLock(c, tx!, ct);
-            if (store.StateShape(c, tx, ct) != StateTableShape.WithoutCompleteness) return;
-            store.Execute(c, tx, Sql.AddStateCompleteness, ct);
-            store.Execute(c, tx, Sql.AddStateSourceEvents, ct);
+            if (store.StateShape(c, tx, ct) == StateTableShape.WithoutCompleteness)
+            {
+                store.Execute(c, tx, Sql.AddStateCompleteness, ct);
+                store.Execute(c, tx, Sql.AddStateSourceEvents, ct);
+            }
+            shape = StateTableShape.Current;
         }
-        public override BatchRecord? GetRecord(string batchKey) => store.GetRecord(c, tx, batchKey, ct);
+        public override BatchRecord? GetRecord(string batchKey) => store.GetRecord(c, tx, batchKey, ct, GetStateTableShape());
 
         public override IReadOnlyList<ExistingColumn>? GetEventColumns()
         {
@@ -400,7 +402,8 @@ internal sealed class SqlServerEventStore : EventStoreBase
             var copy = Task.Run(() => bulk.WriteToServerAsync(reader, cancellationToken), CancellationToken.None);
             try
             {
-                if (!WaitForCopy(copy, cancellationToken))
+                // The copy has the token: SqlClient cancels it; a server that does not acknowledge it is not waited out.
+                if (!SqlCancellation.WaitEnded(copy, cancellationToken))
                 {
                     reader.Close(); // the copy reads no further rows
                     abandoned = copy.ContinueWith(_ => { ((IDisposable)bulk).Dispose(); reader.Dispose(); CloseConnection(); }, TaskScheduler.Default);
@@ -432,15 +435,6 @@ internal sealed class SqlServerEventStore : EventStoreBase
         /// In return the server can log minimally (heap, simple or bulk-logged recovery) and keeps no per-row locks.
         /// </summary>
         private static SqlBulkCopyOptions BulkOptions => SqlBulkCopyOptions.TableLock;
-
-        /// <summary>True when the copy ended (successfully or not); false when it was cancelled and did not stop within <see cref="CancelGrace"/>.</summary>
-        private static bool WaitForCopy(Task copy, CancellationToken cancellationToken)
-        {
-            var ended = (IAsyncResult)copy;
-            if (!cancellationToken.CanBeCanceled) { ended.AsyncWaitHandle.WaitOne(); return true; }
-            if (WaitHandle.WaitAny([ended.AsyncWaitHandle, cancellationToken.WaitHandle]) == 0) return true;
-            return ended.AsyncWaitHandle.WaitOne(CancelGrace);
-        }
 
         public override void Record(BatchRecord record, long bytes, DateTimeOffset loadedAt, bool exists)
         {

@@ -113,9 +113,9 @@ internal sealed class SqliteEventStore : EventStoreBase
     private static string CompleteColumn(StateTableShape shape) => shape == StateTableShape.Current ? "is_complete" : "1";
     private static string SourceEventsColumn(StateTableShape shape) => shape == StateTableShape.Current ? "source_events" : "NULL";
 
-    private BatchRecord? GetRecord(SqliteConnection c, SqliteTransaction? tx, string batchKey)
+    private BatchRecord? GetRecord(SqliteConnection c, SqliteTransaction? tx, string batchKey, StateTableShape? knownShape = null)
     {
-        var shape = StateShape(c, tx);
+        var shape = knownShape ?? StateShape(c, tx);
         if (shape == StateTableShape.Missing) return null;
         using var cmd = c.CreateCommand();
         cmd.Transaction = tx;
@@ -209,20 +209,28 @@ internal sealed class SqliteEventStore : EventStoreBase
 
         private string T => Quote(store.Table);
 
-        public override StateTableShape GetStateTableShape() => StateShape(c, tx);
+        // Read once per transaction: the database is locked for it, so only this transaction changes the state table.
+        private StateTableShape? shape;
 
-        public override void CreateStateTable() => Execute(c, tx,
-            $"CREATE TABLE IF NOT EXISTS {Quote(Identifiers.StateTable)} (id INTEGER PRIMARY KEY AUTOINCREMENT, table_name TEXT NOT NULL, " +
-            "batch_key TEXT NOT NULL, range_start TEXT, range_end TEXT, row_count INTEGER NOT NULL, byte_count INTEGER NOT NULL, " +
-            "loaded_at TEXT NOT NULL, is_complete INTEGER NOT NULL DEFAULT 1, source_events INTEGER, UNIQUE (table_name, batch_key));");
+        public override StateTableShape GetStateTableShape() => shape ??= StateShape(c, tx);
+
+        public override void CreateStateTable()
+        {
+            Execute(c, tx,
+                $"CREATE TABLE IF NOT EXISTS {Quote(Identifiers.StateTable)} (id INTEGER PRIMARY KEY AUTOINCREMENT, table_name TEXT NOT NULL, " +
+                "batch_key TEXT NOT NULL, range_start TEXT, range_end TEXT, row_count INTEGER NOT NULL, byte_count INTEGER NOT NULL, " +
+                "loaded_at TEXT NOT NULL, is_complete INTEGER NOT NULL DEFAULT 1, source_events INTEGER, UNIQUE (table_name, batch_key));");
+            shape = StateTableShape.Current;
+        }
 
         public override void AddStateCompleteness()
         {
             Execute(c, tx, $"ALTER TABLE {Quote(Identifiers.StateTable)} ADD COLUMN is_complete INTEGER NOT NULL DEFAULT 1;");
             Execute(c, tx, $"ALTER TABLE {Quote(Identifiers.StateTable)} ADD COLUMN source_events INTEGER;");
+            shape = StateTableShape.Current;
         }
 
-        public override BatchRecord? GetRecord(string batchKey) => store.GetRecord(c, tx, batchKey);
+        public override BatchRecord? GetRecord(string batchKey) => store.GetRecord(c, tx, batchKey, GetStateTableShape());
 
         public override IReadOnlyList<ExistingColumn>? GetEventColumns()
         {

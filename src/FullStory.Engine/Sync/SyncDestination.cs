@@ -59,7 +59,7 @@ public sealed class SyncDestination
 
     /// <summary>SQLite and Parquet: the lock file used for runs into this table.</summary>
     internal string LockFilePath => Kind == SyncDestinationKind.Parquet
-        ? Path.Combine(target, "_fullstory", "locks", StoreOptions.Table + ".sync.lock")
+        ? ParquetEventStore.LockPath(target, StoreOptions.Table, "sync")
         : FileRunLock.PathFor(target, StoreOptions.Table);
 
     /// <summary>SQL Server: the sp_getapplock resource for runs into this table.</summary>
@@ -156,39 +156,8 @@ internal sealed class FileRunLock : IDisposable
         return databasePath + ".sync-" + safe + ".lock";
     }
 
-    public static FileRunLock? TryAcquire(string path, TimeSpan wait, CancellationToken cancellationToken)
-    {
-        var deadline = DateTime.UtcNow + (wait < TimeSpan.Zero ? TimeSpan.Zero : wait);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        while (true)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            try
-            {
-                // Windows: FileShare.None is a mandatory lock and the file goes away when closed.
-                // Unix: .NET takes flock(LOCK_EX) for FileShare.None; the file is left in place on purpose, because deleting
-                // it would let a waiter lock the unlinked file while a newcomer locks a new one (two holders).
-                var fs = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 4096,
-                    OperatingSystem.IsWindows() ? FileOptions.DeleteOnClose : FileOptions.None);
-                try
-                {
-                    fs.SetLength(0);
-                    var info = Encoding.UTF8.GetBytes($"pid {Environment.ProcessId} on {Environment.MachineName} since {DateTimeOffset.UtcNow:O}\n");
-                    fs.Write(info);
-                    fs.Flush();
-                }
-                catch (IOException) { /* the note is only informative */ }
-                return new FileRunLock(fs);
-            }
-            catch (Exception ex) when ((ex is IOException || (ex is UnauthorizedAccessException && OperatingSystem.IsWindows())) && File.Exists(path))
-            {
-                // Held by another run (Windows answers access denied while the holder's file is being deleted on close).
-            }
-            var left = deadline - DateTime.UtcNow;
-            if (left <= TimeSpan.Zero) return null;
-            cancellationToken.WaitHandle.WaitOne(left < TimeSpan.FromMilliseconds(200) ? left : TimeSpan.FromMilliseconds(200));
-        }
-    }
+    public static FileRunLock? TryAcquire(string path, TimeSpan wait, CancellationToken cancellationToken) =>
+        FileLock.TryAcquire(path, wait, cancellationToken) is { } fs ? new FileRunLock(fs) : null;
 
     public void Dispose()
     {

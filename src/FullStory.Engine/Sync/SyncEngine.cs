@@ -286,15 +286,9 @@ public sealed class SyncEngine
         rowsLoaded = summary.Rows;
         Log($"Loaded {report.BatchKey}: {report.Rows:N0} rows, {report.Bytes:N0} bytes in {report.Duration.TotalSeconds:0.0} s.");
         options.BatchLoaded?.Invoke(report);
-        if (state.Run is { } run)
-        {
-            // Checkpoint the history row, so a process that dies still shows what it loaded.
-            run.Batches = summary.Batches;
-            run.Rows = summary.Rows;
-            run.Bytes = summary.Bytes;
-            try { state.Store.EndRun(run); } catch (Exception ex) { Log($"Could not update the run history: {session.Redact(ex.Message)}"); }
-            ImportPendingRuns(state.Store);
-        }
+        // The batch was counted in the run's history row by its own commit (BatchLoader.RunId), so a process that dies still
+        // shows what it loaded; runs skipped meanwhile join the history now.
+        if (state.Run is not null) ImportPendingRuns(state.Store);
     }
 
     // ------------------------------------------------------------------ history
@@ -509,8 +503,7 @@ public sealed class SyncEngine
 
     private static string? Truncate(string? text) => text is null || text.Length <= MaxErrorLength ? text : text[..MaxErrorLength] + "…";
 
-    private static string Flatten(Exception ex) =>
-        ex is AggregateException { InnerExceptions.Count: 1 } a ? Flatten(a.InnerExceptions[0]) : ex.Message;
+    private static string Flatten(Exception ex) => Diagnostics.FailureAdvisor.Unwrap(ex).Message;
 
     /// <summary>DataThrough, Lag and IsUpToDate from what the destination holds now.</summary>
     private void TrySetFreshness(SyncSummary summary, IEventStore store)

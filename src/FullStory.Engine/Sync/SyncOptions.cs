@@ -32,7 +32,7 @@ public sealed class SyncOptions
     public int ThrottleLimit { get; set; } = SegmentExportSchedule.DefaultThrottleLimit;
 
     /// <summary>Segment Export: a window FullStory refuses or fails is split in halves down to this length before the run fails (default one hour).</summary>
-    public TimeSpan MinimumWindow { get; set; } = TimeSpan.FromHours(1);
+    public TimeSpan MinimumWindow { get; set; } = SegmentExportSchedule.DefaultMinimumWindow;
 
     /// <summary>Backfill windows when <see cref="WindowSize"/> is not set: a year is about 52 exports.</summary>
     public static readonly TimeSpan DefaultBackfillWindow = SegmentExportPlan.DefaultMaxWindow;

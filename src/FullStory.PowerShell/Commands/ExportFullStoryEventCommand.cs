@@ -33,6 +33,7 @@ public sealed class ExportFullStoryEventCommand : FullStoryLoadingCmdlet, IDispo
     private string tableName = "events";
     private PipelineMessenger? messenger;
     private PipelineEventLoader? eventLoader;
+    private Func<FullStoryEvent, IReadOnlyList<LoadReport>>? addEvent;
     private BatchLoader? bundleLoader;
     private long sourcesSkipped, eventsSkipped, errors;
     private bool stopped; // a fatal error or a declined table: the rest of the input is not loaded
@@ -85,7 +86,7 @@ public sealed class ExportFullStoryEventCommand : FullStoryLoadingCmdlet, IDispo
     {
         try
         {
-            if (eventLoader is not null && !stopped) Report(() => eventLoader.Complete());
+            if (eventLoader is not null && !stopped) Report(static loader => loader.Complete(), eventLoader);
         }
         catch (OperationCanceledException) when (CancellationToken.IsCancellationRequested)
         {
@@ -109,19 +110,19 @@ public sealed class ExportFullStoryEventCommand : FullStoryLoadingCmdlet, IDispo
         foreach (var ev in events)
         {
             if (ev is null) continue;
-            Report(() => eventLoader.Add(ev));
+            Report(addEvent ??= eventLoader.Add, ev); // a cached delegate: no allocation per event
             if (stopped) return;
         }
         messenger!.Drain();
     }
 
     /// <summary>Writes the reports of a committed chunk; a failed chunk is a non-terminating error (its sources can be loaded again).</summary>
-    private void Report(Func<IReadOnlyList<LoadReport>> step)
+    private void Report<T>(Func<T, IReadOnlyList<LoadReport>> step, T argument)
     {
         IReadOnlyList<LoadReport> reports;
         try
         {
-            reports = step();
+            reports = step(argument);
         }
         catch (ArgumentException ex) when (ex.ParamName == "Source")
         {
@@ -135,6 +136,7 @@ public sealed class ExportFullStoryEventCommand : FullStoryLoadingCmdlet, IDispo
             HandleLoadFailure(ex.InnerException!, ex.Sources.Count == 1 ? ex.Sources[0] : string.Join(", ", ex.Sources), ex.Message);
             return;
         }
+        // Every event: the worker's messages reach the pipeline as they happen (a downstream Select-Object -First stops it in time).
         messenger!.Drain();
         foreach (var r in reports) WriteReport(r);
     }

@@ -15,7 +15,7 @@ public static class DisplayFormat
     {
         DateTimeOffset d => d.UtcDateTime.ToString(UtcTimestamp.IsoFormat, CultureInfo.InvariantCulture),
         // A DateTime without a kind is UTC, as the time parameters take it.
-        DateTime d => (d.Kind == DateTimeKind.Local ? d.ToUniversalTime() : d).ToString(UtcTimestamp.IsoFormat, CultureInfo.InvariantCulture),
+        DateTime d => UtcTimeTransformationAttribute.ToUtc(d).ToString(UtcTimestamp.IsoFormat, CultureInfo.InvariantCulture),
         UtcTimestamp t => t.ToString(),
         null => "",
         var other => other.ToString() ?? "",

@@ -26,11 +26,7 @@ public abstract class FullStoryCmdletBase : PSCmdlet, IDisposable
     internal void WriteVerboseSafe(string message) => WriteVerbose(Redact(message));
 
     /// <summary>A DateTime from the command line as UTC: Local is converted, Unspecified (e.g. [datetime]'2026-01-01') is taken as UTC.</summary>
-    protected static DateTimeOffset AsUtc(DateTime value) => value.Kind switch
-    {
-        DateTimeKind.Local => new DateTimeOffset(value.ToUniversalTime(), TimeSpan.Zero),
-        _ => new DateTimeOffset(DateTime.SpecifyKind(value, DateTimeKind.Utc), TimeSpan.Zero),
-    };
+    protected static DateTimeOffset AsUtc(DateTime value) => new(UtcTimeTransformationAttribute.ToUtc(value), TimeSpan.Zero);
 
     protected void Debug(string message) => WriteDebug(Redact(message));
 
